@@ -1,0 +1,1 @@
+"""asr-tui: a terminal training console for speech recognition."""

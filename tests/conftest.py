@@ -1,0 +1,3 @@
+"""Shared fixtures live in tests/fixtures/, one module per area, so each area owns its own."""
+
+pytest_plugins = ["tests.fixtures.corpus", "tests.fixtures.runs"]
