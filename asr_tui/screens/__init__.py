@@ -1,0 +1,1 @@
+"""The console's screens: setup, presets, runs, monitor, checkpoints."""
