@@ -1,0 +1,77 @@
+"""Messages the console's screens post to the app (and to each other).
+
+Screens never launch, stop or open things themselves: they post one of these and the app,
+which owns the launcher and the screen stack, acts on it. That keeps each screen testable
+on its own (a test only checks which message was posted).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.message import Message
+
+
+class LaunchRequested(Message):
+    """Setup → app: write ``config`` as RUN/config.yaml and start the job.
+
+    ``config`` is the full experiment dict (``engine.config`` schema); its ``output_dir``
+    is the run directory.
+    """
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = config
+
+
+class PresetLoaded(Message):
+    """Presets → app / Setup: ``config`` was read from the preset file ``path``."""
+
+    def __init__(self, config: dict, path: Path) -> None:
+        super().__init__()
+        self.config = config
+        self.path = Path(path)
+
+
+class OpenRun(Message):
+    """Runs → app: open the monitor of the run directory ``run_dir``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+
+
+class OpenCheckpoints(Message):
+    """Monitor / Runs → app: open the checkpoint browser of ``run_dir``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+
+
+class ResumeRequested(Message):
+    """Checkpoints / Monitor → app: relaunch ``run_dir`` from ``checkpoint``.
+
+    The app relaunches with ``++train_conf.resume_from=<checkpoint>`` and opens the monitor.
+    """
+
+    def __init__(self, run_dir: Path, checkpoint: Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.checkpoint = Path(checkpoint)
+
+
+class RunStopRequested(Message):
+    """Monitor / Runs → app: stop the job of ``run_dir`` (SIGTERM to its process group)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+
+
+class RunLaunched(Message):
+    """App → screens: a job was started (or resumed) in ``run_dir``; lists should refresh."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
