@@ -1,0 +1,418 @@
+"""Experiment config: defaults, YAML load/save, ``++a.b=c`` overrides and validation.
+
+One YAML file holds the whole experiment (see docs/contracts.md). Names follow FunASR where
+FunASR has one and SpeeChain's ``optim_sches`` for optimisers; FunASR's single-optimiser form
+(``optim``, ``optim_conf``, ``scheduler``, ``scheduler_conf``) is read as one OptimScheduler.
+
+This module never imports torch: the console validates its forms with it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from engine.utils.fileio import atomic_write_text
+
+DEFAULTS: dict[str, Any] = {
+    "output_dir": "exp/run",
+    "seed": 0,
+    "train_data_set_list": [],
+    "valid_data_set_list": [],
+    "test_data_set_list": [],
+    "frontend_conf": {
+        "fs": 16000,
+        "n_mels": 80,
+        "frame_length": 25,
+        "frame_shift": 10,
+        "dither": 1.0,
+        "window": "hamming",
+        "lfr_m": 1,
+        "lfr_n": 1,
+    },
+    "cmvn": "global",
+    "specaug_conf": {},
+    "tokenizer_conf": {"type": "char"},
+    "model": "conformer",
+    "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1, "length_normalized_loss": False},
+    "encoder_conf": {},
+    "decoder_conf": {},
+    "dataset_conf": {
+        "batch_type": "token",
+        "batch_size": 20000,
+        "num_workers": 2,
+        "shuffle": True,
+        "buffer_size": 1000,
+        "min_source_length": 0,
+        "max_source_length": 3000,
+        "max_target_length": 200,
+        "max_token_length": 3500,
+        "pin_memory": True,
+        "prefetch_factor": 2,
+    },
+    "train_conf": {
+        "max_epoch": 50,
+        "log_interval": 50,
+        "resume": True,
+        "resume_from": None,
+        "validate_interval": 2000,
+        "save_checkpoint_interval": 2000,
+        "keep_nbest_models": 20,
+        "avg_nbest_model": 10,
+        "avg_keep_nbest_models_type": "acc",
+        "accum_grad": 1,
+        "grad_clip": 10.0,
+        "grad_norm_type": 2.0,
+        "use_fp16": False,
+        "use_bf16": False,
+        "init_param": None,
+        "ft_factor": 1.0,
+        "deterministic": False,
+    },
+    "optim_sches": {
+        "main": {
+            "type": "warmuplr",
+            "conf": {
+                "optim_type": "AdamW",
+                "optim_conf": {"lr": 0.001},
+                "optim_loss": "loss",
+                "updated_modules": None,
+                "step_per_update": 1,
+                "warmup_steps": 25000,
+            },
+        }
+    },
+    "distributed": {
+        "nnodes": 1,
+        "nproc_per_node": 1,
+        "node_rank": 0,
+        "master_addr": "127.0.0.1",
+        "master_port": 29500,
+        "devices": None,
+        "backend": "auto",
+    },
+}
+
+# Sections whose keys are free (they map straight to a constructor's arguments, which checks them).
+OPEN_SECTIONS = {"specaug_conf", "tokenizer_conf", "model_conf", "encoder_conf", "decoder_conf", "optim_sches"}
+
+# Keys whose default is null (or whose type the default does not show), with the types they take.
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "train_conf.init_param": (str, type(None)),
+    "train_conf.resume_from": (str, type(None)),
+    "train_conf.grad_clip": (float, int, type(None)),
+    "distributed.devices": (str, int, list, type(None)),
+    "cmvn": (str, type(None)),
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "cmvn": ("global", "none"),
+    "model": ("conformer", "transformer"),
+    "dataset_conf.batch_type": ("example", "length", "token"),
+    "train_conf.avg_keep_nbest_models_type": ("acc", "loss"),
+    "distributed.backend": ("auto", "nccl", "gloo"),
+    "frontend_conf.window": ("hamming", "hanning", "povey", "rectangular", "blackman"),
+}
+
+# Integers that must be at least this value.
+MINIMUM: dict[str, int] = {
+    "train_conf.max_epoch": 1,
+    "train_conf.log_interval": 1,
+    "train_conf.validate_interval": 1,
+    "train_conf.save_checkpoint_interval": 1,
+    "train_conf.keep_nbest_models": 1,
+    "train_conf.avg_nbest_model": 0,
+    "train_conf.accum_grad": 1,
+    "dataset_conf.batch_size": 1,
+    "dataset_conf.num_workers": 0,
+    "dataset_conf.buffer_size": 1,
+    "distributed.nnodes": 1,
+    "distributed.nproc_per_node": 1,
+    "distributed.node_rank": 0,
+    "distributed.master_port": 1,
+    "frontend_conf.fs": 1,
+    "frontend_conf.n_mels": 1,
+    "frontend_conf.lfr_m": 1,
+    "frontend_conf.lfr_n": 1,
+}
+
+FUNASR_OPTIM_KEYS = ("optim", "optim_conf", "scheduler", "scheduler_conf")
+LIST_KEYS = ("train_data_set_list", "valid_data_set_list", "test_data_set_list")
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the file and the dotted key."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    """A copy of ``base`` with ``update`` merged in, dicts merged key by key."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``++a.b=c`` (FunASR/Hydra) or ``a.b=c`` -> (["a", "b"], value parsed as YAML)."""
+    body = text[2:] if text.startswith("++") else text
+    if "=" not in body:
+        raise ConfigError(f"override {text!r}: expected ++key.path=value")
+    key, raw = body.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML: {exc}") from None
+    return key.split("."), value
+
+
+def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
+    """A copy of ``config`` with each ``++a.b=c`` set; intermediate sections are created."""
+    result = copy.deepcopy(config)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def _funasr_to_optim_sches(config: dict, source: str) -> dict:
+    """Fold FunASR's ``optim``/``optim_conf``/``scheduler``/``scheduler_conf`` into ``optim_sches``.
+
+    With no ``optim_sches`` given they become one entry ``main``; with exactly one entry they
+    override it (so ``++optim_conf.lr=0.0002`` works on any single-optimiser preset); with several
+    they are ambiguous and an error.
+    """
+    present = {key: config.pop(key) for key in FUNASR_OPTIM_KEYS if key in config}
+    if not present:
+        return config
+    user_sches = config.get("optim_sches")
+    if user_sches and len(user_sches) > 1:
+        raise ConfigError(
+            f"{source}: {', '.join(present)}: FunASR's single-optimiser keys are ambiguous with "
+            f"{len(user_sches)} optim_sches ({', '.join(user_sches)}); set "
+            f"optim_sches.<name>.conf.optim_conf instead"
+        )
+    name, entry = next(iter(user_sches.items())) if user_sches else ("main", {"type": "warmuplr", "conf": {}})
+    entry = copy.deepcopy(entry)
+    conf = entry.setdefault("conf", {})
+    if "optim" in present:
+        conf["optim_type"] = _torch_optim_name(present["optim"])
+    if "optim_conf" in present:
+        conf["optim_conf"] = deep_merge(conf.get("optim_conf") or {}, present["optim_conf"] or {})
+    if "scheduler" in present:
+        entry["type"] = str(present["scheduler"]).lower()
+    if "scheduler_conf" in present:
+        conf.update(present["scheduler_conf"] or {})
+    config["optim_sches"] = {name: entry}
+    return config
+
+
+def _torch_optim_name(name: str) -> str:
+    """FunASR writes optimisers in lower case (``adam``); torch.optim names them ``Adam``."""
+    known = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "adadelta": "Adadelta", "adagrad": "Adagrad",
+             "rmsprop": "RMSprop", "radam": "RAdam", "nadam": "NAdam", "adamax": "Adamax"}
+    return known.get(str(name).lower(), str(name))
+
+
+def _type_ok(value: Any, allowed: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, int) and float in allowed:
+        return True
+    return isinstance(value, allowed)
+
+
+def _allowed_types(key: str, default: Any) -> tuple[type, ...]:
+    if key in FIELD_TYPES:
+        return FIELD_TYPES[key]
+    if default is None:
+        return (object,)
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, float):
+        return (float, int)
+    return (type(default),)
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a mapping", type(None): "null"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _check_value(key: str, value: Any, default: Any, issues: list[ConfigIssue]) -> None:
+    allowed = _allowed_types(key, default)
+    if not _type_ok(value, allowed):
+        issues.append(ConfigIssue(key, f"must be {_type_names(allowed)}, got {value!r}"))
+        return
+    if key in CHOICES and value is not None and value not in CHOICES[key]:
+        issues.append(ConfigIssue(key, f"must be one of {', '.join(CHOICES[key])}, got {value!r}"))
+    if key in MINIMUM and isinstance(value, int) and not isinstance(value, bool) and value < MINIMUM[key]:
+        issues.append(ConfigIssue(key, f"must be at least {MINIMUM[key]}, got {value}"))
+
+
+def _check_optim_sches(sches: Any, issues: list[ConfigIssue]) -> None:
+    if not isinstance(sches, dict) or not sches:
+        issues.append(ConfigIssue("optim_sches", "must be a mapping of at least one named OptimScheduler"))
+        return
+    for name, entry in sches.items():
+        key = f"optim_sches.{name}"
+        if not isinstance(entry, dict):
+            issues.append(ConfigIssue(key, "must be a mapping with 'type' and 'conf'"))
+            continue
+        unknown = set(entry) - {"type", "conf"}
+        if unknown:
+            issues.append(ConfigIssue(f"{key}.{sorted(unknown)[0]}", "unknown key (expected 'type' and 'conf')"))
+        if not isinstance(entry.get("type"), str) or not entry.get("type"):
+            issues.append(ConfigIssue(f"{key}.type", "must name a scheduler (noam, warmuplr, tri_stage, ...)"))
+        conf = entry.get("conf", {})
+        if not isinstance(conf, dict):
+            issues.append(ConfigIssue(f"{key}.conf", "must be a mapping"))
+            continue
+        if not isinstance(conf.get("optim_type", "AdamW"), str):
+            issues.append(ConfigIssue(f"{key}.conf.optim_type", "must name a torch.optim class"))
+        if not isinstance(conf.get("optim_conf", {}), dict):
+            issues.append(ConfigIssue(f"{key}.conf.optim_conf", "must be a mapping"))
+        step_per_update = conf.get("step_per_update", 1)
+        if isinstance(step_per_update, bool) or not isinstance(step_per_update, int) or step_per_update < 1:
+            issues.append(ConfigIssue(f"{key}.conf.step_per_update", f"must be an integer ≥ 1, got {step_per_update!r}"))
+
+
+def check_config(config: dict) -> list[ConfigIssue]:
+    """Every problem in an already-merged config, each with its dotted key (the console shows them by field)."""
+    issues: list[ConfigIssue] = []
+    for key, value in config.items():
+        if key not in DEFAULTS:
+            issues.append(ConfigIssue(key, "unknown key"))
+            continue
+        default = DEFAULTS[key]
+        if key == "optim_sches":
+            _check_optim_sches(value, issues)
+        elif isinstance(default, dict):
+            if not isinstance(value, dict):
+                issues.append(ConfigIssue(key, f"must be a mapping, got {value!r}"))
+            elif key not in OPEN_SECTIONS:
+                for sub, sub_value in value.items():
+                    dotted = f"{key}.{sub}"
+                    if sub not in default:
+                        issues.append(ConfigIssue(dotted, "unknown key"))
+                    else:
+                        _check_value(dotted, sub_value, default[sub], issues)
+        elif key in LIST_KEYS:
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                issues.append(ConfigIssue(key, f"must be a list of paths, got {value!r}"))
+        else:
+            _check_value(key, value, default, issues)
+    train_conf = config.get("train_conf", {})
+    if isinstance(train_conf, dict) and train_conf.get("use_fp16") is True and train_conf.get("use_bf16") is True:
+        issues.append(ConfigIssue("train_conf.use_bf16", "use_fp16 and use_bf16 are exclusive"))
+    dist = config.get("distributed", {})
+    if isinstance(dist, dict):
+        nnodes, node_rank = dist.get("nnodes", 1), dist.get("node_rank", 0)
+        if isinstance(nnodes, int) and isinstance(node_rank, int) and node_rank >= nnodes:
+            issues.append(ConfigIssue("distributed.node_rank", f"must be below nnodes ({nnodes}), got {node_rank}"))
+        port = dist.get("master_port", 29500)
+        if isinstance(port, int) and port > 65535:
+            issues.append(ConfigIssue("distributed.master_port", f"must be at most 65535, got {port}"))
+    if not config.get("train_data_set_list"):
+        issues.append(ConfigIssue("train_data_set_list", "at least one training list is needed"))
+    return issues
+
+
+def validate_config(user: dict, source: str = "<config>") -> dict:
+    """Defaults + the user's config, FunASR forms normalised, validated; raises :class:`ConfigError`."""
+    if not isinstance(user, dict):
+        raise ConfigError(f"{source}: the config must be a mapping at the top level")
+    user = copy.deepcopy(user)
+    for key in LIST_KEYS:
+        if isinstance(user.get(key), str):
+            user[key] = [user[key]]
+    user = _funasr_to_optim_sches(user, source)
+    config = deep_merge(DEFAULTS, {k: v for k, v in user.items() if k != "optim_sches"})
+    if "optim_sches" in user:
+        config["optim_sches"] = user["optim_sches"]
+    issues = check_config(config)
+    if issues:
+        raise ConfigError(f"{source}: " + "; ".join(str(issue) for issue in issues))
+    return config
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """Read a YAML mapping with ``yaml.safe_load``; errors name the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping at the top level")
+    return data
+
+
+def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = ()) -> dict:
+    """Read ``path`` (or start from defaults), apply ``++a.b=c`` overrides, resolve and validate."""
+    user = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "<overrides>"
+    overrides = list(overrides)
+    try:
+        user = apply_overrides(user, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return validate_config(user, source)
+
+
+def dump_config(config: dict) -> str:
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def save_config(config: dict, path: str | os.PathLike) -> None:
+    """Write the config as YAML atomically (readers never see half a file)."""
+    atomic_write_text(path, dump_config(config))
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: used to show what differs between two configs."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
