@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# All set-up on a fresh Debian machine, shared by the demo and the tests:
+# Debian packages, a virtualenv in .venv, the project (editable) and the demo corpus in data/demo.
+# Each step is skipped when it is already done, so running it again is quick.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v tmux >/dev/null || missing+=(tmux)
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+stamp="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]; then
+  echo "setup: installing the project into .venv (torch is large: a few minutes the first time)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  echo "$stamp" > .venv/.setup-stamp
+fi
+
+.venv/bin/asr-data demo --out data/demo
