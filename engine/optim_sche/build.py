@@ -1,0 +1,51 @@
+"""``build_optim_sches``: every OptimScheduler of a config, over disjoint parameter sets."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from engine.optim_sche.abs import OptimScheduler
+from engine.optim_sche.conf import OptimConfError, entry_kwargs
+from engine.optim_sche.registry import resolve_scheduler
+
+logger = logging.getLogger(__name__)
+
+
+def build_one(name: str, entry: dict, model: torch.nn.Module | None, train_conf: dict | None) -> OptimScheduler:
+    """One entry of ``optim_sches``; ``model=None`` gives the schedule alone."""
+    sche_type, kwargs = entry_kwargs(name, entry, train_conf)
+    cls = resolve_scheduler(sche_type, key=f"optim_sches.{name}.type")
+    return cls(model=model, name=name, **kwargs)
+
+
+def _check_disjoint(optim_sches: dict[str, OptimScheduler]) -> None:
+    owner: dict[int, str] = {}
+    for name, optim_sche in optim_sches.items():
+        for param in optim_sche.params:
+            other = owner.get(id(param))
+            if other is not None:
+                shared = [n for n, p in zip(optim_sche.param_names, optim_sche.params) if owner.get(id(p)) == other]
+                raise OptimConfError(
+                    f"optim_sches.{other} and optim_sches.{name} both update {len(shared)} parameter tensor(s) "
+                    f"(e.g. {', '.join(shared[:3])}); give them disjoint updated_modules"
+                )
+        owner.update((id(p), name) for p in optim_sche.params)
+
+
+def build_optim_sches(optim_sches_conf: dict, model: torch.nn.Module, train_conf: dict | None = None) -> dict[str, OptimScheduler]:
+    """``{name: OptimScheduler}`` in config order; train_conf gives accum_grad, grad_clip... defaults."""
+    if not isinstance(optim_sches_conf, dict) or not optim_sches_conf:
+        raise OptimConfError(f"optim_sches: must map names to OptimScheduler entries, got {optim_sches_conf!r}")
+    optim_sches = {str(name): build_one(str(name), entry, model, train_conf) for name, entry in optim_sches_conf.items()}
+    _check_disjoint(optim_sches)
+    bare = getattr(model, "module", model) if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    owned = {id(p) for o in optim_sches.values() for p in o.params}
+    idle = [n for n, p in bare.named_parameters() if p.requires_grad and id(p) not in owned]
+    if idle:
+        top = sorted({n.split(".", 1)[0] for n in idle})
+        logger.info("%d trainable parameter tensors are updated by no OptimScheduler (modules: %s)", len(idle), ", ".join(top))
+    for optim_sche in optim_sches.values():
+        logger.info("%r", optim_sche)
+    return optim_sches

@@ -1,0 +1,26 @@
+"""Config value checks shared by the OptimScheduler and its schedules; errors name the dotted key."""
+
+from __future__ import annotations
+
+import math
+
+from engine.optim_sche.conf import OptimConfError
+
+
+def int_at_least(key: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OptimConfError(f"{key}: must be an integer ≥ {minimum}, got {value!r}")
+    return value
+
+
+def number(key: str, value, minimum: float | None = None, above: float | None = None,
+           maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise OptimConfError(f"{key}: must be a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise OptimConfError(f"{key}: must be ≥ {minimum}, got {value!r}")
+    if above is not None and value <= above:
+        raise OptimConfError(f"{key}: must be > {above}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise OptimConfError(f"{key}: must be ≤ {maximum}, got {value!r}")
+    return float(value)
