@@ -1,0 +1,177 @@
+"""The demo corpus: Mandarin, English and code-switched sentences spoken by espeak-ng.
+
+Mandarin runs are read by the ``cmn-latn-pinyin`` voice (the plain ``cmn`` voice reads
+characters missing from its dictionary as English-spelled pinyin with tone digits) and
+English runs by ``en``, with the same voice variant, rate and pitch, concatenated.
+The test split is spoken by voice variants never heard in train; valid by train voices.
+Everything is 16 kHz mono int16 wav. A stamp written last marks a complete corpus, so
+re-running with the same arguments is instant and an interrupted run is redone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from engine.data.demo_text import make_sentence, script_segments
+from engine.utils.fileio import atomic_write_text
+
+FS = 16000
+TRAIN_VARIANTS = ["m1", "m2", "m3", "m5", "f1", "f2", "f3"]
+TEST_VARIANTS = ["m4", "f4"]
+ESPEAK_VOICES = {"zh": "cmn-latn-pinyin", "en": "en"}
+RATES = {"zh": (190, 250), "en": (140, 190)}  # words per minute; espeak's Mandarin is slow at its default
+PITCH_RANGE = (35, 70)
+GAP_SECONDS = 0.05  # pause between a Mandarin and an English run
+EDGE_SECONDS = 0.1  # silence kept before and after each utterance
+SILENCE_THRESHOLD = 1e-3
+STAMP = ".demo_complete.json"
+STAMP_VERSION = 1
+
+
+def split_sizes(num_train: int) -> dict[str, int]:
+    held_out = max(20, num_train // 15)
+    return {"train": num_train, "valid": held_out, "test": held_out}
+
+
+def plan_corpus(num_train: int, seed: int) -> list[dict]:
+    """Every utterance to make: key, split, text, voice variant, rates and pitch (from the seed alone)."""
+    rng = random.Random(seed)
+    plan = []
+    for split, count in split_sizes(num_train).items():
+        variants = TEST_VARIANTS if split == "test" else TRAIN_VARIANTS
+        for index in range(count):
+            kind, text = make_sentence(rng)
+            variant = rng.choice(variants)
+            plan.append({
+                "key": f"{split}_{variant}_{index:05d}",
+                "split": split,
+                "kind": kind,
+                "text": text,
+                "variant": variant,
+                "rate": {language: rng.randint(*bounds) for language, bounds in RATES.items()},
+                "pitch": rng.randint(*PITCH_RANGE),
+            })
+    return plan
+
+
+def espeak(text: str, language: str, variant: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
+    """Speak ``text``; returns (float32 samples, sample rate)."""
+    command = ["espeak-ng", "-v", f"{ESPEAK_VOICES[language]}+{variant}", "-s", str(rate), "-p", str(pitch),
+               "--stdout", text]
+    try:
+        result = subprocess.run(command, capture_output=True, check=True)
+    except FileNotFoundError as error:
+        raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)") from error
+    except subprocess.CalledProcessError as error:
+        raise RuntimeError(f"espeak-ng failed on {text!r}: {error.stderr.decode(errors='replace')}") from error
+    samples, rate_hz = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
+    return samples, rate_hz
+
+
+def _trim(samples: np.ndarray) -> np.ndarray:
+    loud = np.nonzero(np.abs(samples) > SILENCE_THRESHOLD)[0]
+    return samples[loud[0]: loud[-1] + 1] if loud.size else samples[:0]
+
+
+def synthesize(item: dict, path: Path) -> int:
+    """Write the utterance ``item`` as 16 kHz int16 wav at ``path``; returns its number of samples."""
+    import torch
+    import torchaudio
+
+    pieces = []
+    for language, text in script_segments(item["text"]):
+        samples, rate_hz = espeak(text, language, item["variant"], item["rate"][language], item["pitch"])
+        pieces.append(_trim(samples))
+    gap = np.zeros(int(GAP_SECONDS * rate_hz), dtype=np.float32)
+    edge = np.zeros(int(EDGE_SECONDS * rate_hz), dtype=np.float32)
+    joined = [edge]
+    for index, piece in enumerate(pieces):
+        joined.extend([gap, piece] if index else [piece])
+    joined.append(edge)
+    wave = torch.from_numpy(np.concatenate(joined))
+    wave = torchaudio.functional.resample(wave, rate_hz, FS).clamp(-1.0, 1.0)
+    soundfile.write(str(path), wave.numpy(), FS, subtype="PCM_16")
+    return wave.numel()
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _synthesize_job(job: tuple[dict, str]) -> tuple[str, int]:
+    item, path = job
+    return item["key"], synthesize(item, Path(path))
+
+
+def _read_stamp(out_dir: Path) -> dict | None:
+    try:
+        return json.loads((out_dir / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def corpus_is_complete(out_dir, num_train: int | None = None, seed: int | None = None) -> bool:
+    """True when ``out_dir`` holds a finished demo corpus (of these arguments, when given)."""
+    out_dir = Path(out_dir)
+    stamp = _read_stamp(out_dir)
+    if not stamp or stamp.get("version") != STAMP_VERSION:
+        return False
+    if (num_train is not None and stamp.get("num_train") != num_train) or (seed is not None and stamp.get("seed") != seed):
+        return False
+    return all((out_dir / f"{split}.jsonl").is_file() for split in split_sizes(stamp["num_train"]))
+
+
+def make_demo_corpus(out_dir, num_train: int = 3000, seed: int = 0, progress: bool = True,
+                     num_workers: int = 2) -> Path:
+    """Synthesise the demo corpus into ``out_dir`` (nothing to do if it is already complete)."""
+    out_dir = Path(out_dir)
+    if corpus_is_complete(out_dir, num_train, seed):
+        return out_dir
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    (out_dir / STAMP).unlink(missing_ok=True)
+    plan = plan_corpus(num_train, seed)
+    for split in split_sizes(num_train):
+        (out_dir / split / "wav").mkdir(parents=True, exist_ok=True)
+    jobs = [(item, str(out_dir / item["split"] / "wav" / f"{item['key']}.wav")) for item in plan]
+    samples: dict[str, int] = {}
+    with multiprocessing.get_context("fork").Pool(num_workers, initializer=_worker_init) as pool:
+        results = pool.imap(_synthesize_job, jobs, chunksize=8)
+        for key, count in tqdm(results, total=len(jobs), desc="synthesising demo corpus", unit="utt",
+                               disable=not progress):
+            samples[key] = count
+    _write_lists(out_dir, plan, samples)
+    stamp = {"version": STAMP_VERSION, "num_train": num_train, "seed": seed,
+             "utterances": {split: n for split, n in split_sizes(num_train).items()},
+             "train_variants": TRAIN_VARIANTS, "test_variants": TEST_VARIANTS}
+    atomic_write_text(out_dir / STAMP, json.dumps(stamp, indent=1) + "\n")
+    return out_dir
+
+
+def _write_lists(out_dir: Path, plan: list[dict], samples: dict[str, int]) -> None:
+    """Per split: wav.scp and text (Kaldi style, paths relative to the split), and DIR/{split}.jsonl."""
+    from engine.data.lists import source_len_of, target_len_of
+
+    for split in split_sizes(len([p for p in plan if p["split"] == "train"])):
+        items = [item for item in plan if item["split"] == split]
+        scp = "".join(f"{i['key']} wav/{i['key']}.wav\n" for i in items)
+        text = "".join(f"{i['key']} {i['text']}\n" for i in items)
+        jsonl = "".join(json.dumps({
+            "key": i["key"], "source": f"{split}/wav/{i['key']}.wav", "source_len": source_len_of(samples[i["key"]], FS),
+            "target": i["text"], "target_len": target_len_of(i["text"]),
+        }, ensure_ascii=False) + "\n" for i in items)
+        atomic_write_text(out_dir / split / "wav.scp", scp)
+        atomic_write_text(out_dir / split / "text", text)
+        atomic_write_text(out_dir / f"{split}.jsonl", jsonl)
