@@ -1,0 +1,108 @@
+"""The run's tokenizer (tokens.txt / bpe.model) and global CMVN (am.mvn), made once by rank 0.
+
+Rank 0 builds what the run directory lacks from the training lists (a resumed run, or a
+directory the user seeded with their own tokens.txt, keeps what is there); the other ranks wait
+on a long-timeout barrier and receive the files' bytes by broadcast, so nodes that do not share
+the run directory's storage get the very same tokenizer and statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+from engine.data.frontend import WavFrontend, compute_cmvn, write_am_mvn
+from engine.data.lists import read_jsonl
+from engine.data.tokenizer import build_tokenizer, load_tokenizer
+from engine.utils.dist import DistInfo, barrier_group, broadcast_object
+from engine.utils.fileio import atomic_write_bytes
+
+TOKENIZER_FILES = ("bpe.model", "tokens.txt")
+CMVN_FILE = "am.mvn"
+# CMVN statistics settle long before this many utterances; larger lists are sampled (seeded).
+CMVN_MAX_UTTERANCES = 20000
+
+log = logging.getLogger("engine")
+
+
+def frontend_args(frontend_conf: dict) -> dict:
+    keys = ("fs", "n_mels", "frame_length", "frame_shift", "dither", "lfr_m", "lfr_n", "window")
+    return {key: frontend_conf[key] for key in keys if key in frontend_conf}
+
+
+def _existing_tokenizer(run_dir: Path) -> Path | None:
+    for name in TOKENIZER_FILES:
+        if (run_dir / name).is_file():
+            return run_dir / name
+    return None
+
+
+def _read_training_entries(config: dict) -> list[dict]:
+    entries: list[dict] = []
+    fs = config["frontend_conf"].get("fs", 16000)
+    for path in config["train_data_set_list"]:
+        list_entries, report = read_jsonl(path, fs=fs, progress=True)
+        if report.num_dropped:
+            log.warning("%s: %d entries unusable for the tokenizer/CMVN (%s)", path, report.num_dropped,
+                        ", ".join(f"{k}: {v}" for k, v in report.dropped.items()))
+        entries.extend(list_entries)
+    if not entries:
+        raise ValueError(f"no usable utterances in {', '.join(config['train_data_set_list'])}")
+    return entries
+
+
+def _make_assets(config: dict, run_dir: Path) -> None:
+    """Rank 0: write the tokenizer and am.mvn into run_dir unless they are already there."""
+    need_tokenizer = _existing_tokenizer(run_dir) is None
+    need_cmvn = config.get("cmvn") == "global" and not (run_dir / CMVN_FILE).is_file()
+    if not (need_tokenizer or need_cmvn):
+        return
+    entries = _read_training_entries(config)
+    if need_tokenizer:
+        log.info("building the %s tokenizer from %d training texts", config["tokenizer_conf"].get("type", "char"),
+                 len(entries))
+        build_tokenizer(config["tokenizer_conf"], [entry["target"] for entry in entries], run_dir)
+    if need_cmvn:
+        sample = entries
+        if len(entries) > CMVN_MAX_UTTERANCES:
+            sample = random.Random(config["seed"]).sample(entries, CMVN_MAX_UTTERANCES)
+            log.info("CMVN from a seeded sample of %d of %d utterances", len(sample), len(entries))
+        num_workers = int(config["dataset_conf"].get("num_workers", 0))
+        means, stds = compute_cmvn(sample, WavFrontend(**frontend_args(config["frontend_conf"])),
+                                   num_workers=num_workers, progress=True)
+        write_am_mvn(run_dir / CMVN_FILE, means, stds)
+
+
+def prepare_assets(config: dict, run_dir: Path, dist_info: DistInfo):
+    """(tokenizer, cmvn_file or None) on every rank, built once by rank 0."""
+    group = barrier_group()
+    failure: Exception | None = None
+    if dist_info.is_main:
+        try:
+            _make_assets(config, run_dir)
+        except Exception as exc:  # tell the others first: they must not wait for files that never come
+            failure = exc
+            if group is None:
+                raise
+        error = f"{type(failure).__name__}: {failure}" if failure else None
+        names = [name for name in (*TOKENIZER_FILES, CMVN_FILE) if (run_dir / name).is_file()]
+        payload = {"error": error, "files": {name: (run_dir / name).read_bytes() for name in names}}
+    else:
+        payload = None
+    payload = broadcast_object(payload, group=group)
+    if failure is not None:
+        raise failure
+    if payload["error"]:
+        raise RuntimeError(f"rank 0 could not prepare the tokenizer/CMVN: {payload['error']}")
+    if not dist_info.is_main:
+        for name, data in payload["files"].items():
+            target = run_dir / name
+            if not target.is_file() or target.read_bytes() != data:
+                atomic_write_bytes(target, data)
+    tokenizer_path = _existing_tokenizer(run_dir)
+    if tokenizer_path is None:
+        raise FileNotFoundError(f"{run_dir}: no tokenizer after preparation")
+    tokenizer = load_tokenizer(tokenizer_path)
+    cmvn_file = run_dir / CMVN_FILE if config.get("cmvn") == "global" else None
+    return tokenizer, cmvn_file

@@ -1,0 +1,137 @@
+"""Everything a run needs before its first step, in order: the run directory, tokenizer and CMVN,
+data loaders, model, init_param or resume, OptimSchedulers, and the ``start``/``data`` events.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+from engine.checkpoint import CheckpointManager, load_checkpoint
+from engine.config import save_config
+from engine.data import build_dataloader
+from engine.data.frontend import WavFrontend
+from engine.data.specaug import SpecAugment
+from engine.models import build_model
+from engine.optim_sche import TrainStep, build_optim_sches
+from engine.trainer.assets import frontend_args, prepare_assets
+from engine.trainer.init_param import describe, load_init_param
+from engine.trainer.resume import Position, position_of, restore_gradients, resume_path
+from engine.trainer.rng import restore_rng_state, seed_everything
+from engine.trainer.train_log import TensorBoardScalars
+from engine.trainer.trainer import Trainer
+
+log = logging.getLogger("engine")
+
+
+def build_loaders(config: dict, frontend: WavFrontend, tokenizer, dist_info):
+    """(train loader, train sampler, train report, valid loader or None, valid report or None)."""
+    seed = int(config["seed"])
+    common = {"rank": dist_info.rank, "world_size": dist_info.world_size, "device_type": dist_info.device.type,
+              "progress": dist_info.is_main}
+    specaug = SpecAugment(**config["specaug_conf"]) if config["specaug_conf"] else None
+    train_loader, train_sampler, train_report = build_dataloader(
+        config["train_data_set_list"], config["dataset_conf"], frontend, tokenizer, train=True, seed=seed,
+        specaug=specaug, **common)
+    if not config["valid_data_set_list"]:
+        log.warning("no valid_data_set_list: no validation; keep-n-best and averaging use the latest checkpoints")
+        return train_loader, train_sampler, train_report, None, None
+    valid_loader, _, valid_report = build_dataloader(
+        config["valid_data_set_list"], config["dataset_conf"], frontend, tokenizer, train=False, seed=seed,
+        **common)
+    return train_loader, train_sampler, train_report, valid_loader, valid_report
+
+
+def data_event(report, split: str, lists: list[str]) -> dict:
+    fields = report.to_event()
+    fields.pop("name", None)
+    return {**fields, "split": split, "lists": list(lists)}
+
+
+def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, dict]:
+    """The Trainer, ready to ``fit()``, and the fields of the ``start`` event written for it."""
+    run_dir = Path(config["output_dir"])
+    train_conf = config["train_conf"]
+    seed_everything(int(config["seed"]))
+    if train_conf.get("deterministic"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if dist_info.is_main:
+        save_config(config, run_dir / "config.yaml")
+
+    tokenizer, cmvn_file = prepare_assets(config, run_dir, dist_info)
+    frontend = WavFrontend(**frontend_args(config["frontend_conf"]), cmvn_file=cmvn_file)
+    train_loader, train_sampler, train_report, valid_loader, valid_report = build_loaders(
+        config, frontend, tokenizer, dist_info)
+    for split, report, lists in (("train", train_report, config["train_data_set_list"]),
+                                 ("valid", valid_report, config["valid_data_set_list"])):
+        if report is not None:
+            events.write("data", **data_event(report, split, lists))
+            if dist_info.is_main and report.num_dropped:
+                log.warning("%s data: %s", split, report.format(list_problems=True))
+
+    model = build_model(config["model"], frontend.output_dim, tokenizer.vocab_size,
+                        config["model_conf"], config["encoder_conf"], config["decoder_conf"],
+                        sos_eos_id=tokenizer.sos_eos_id).to(dist_info.device)
+    num_params = sum(p.numel() for p in model.parameters())
+
+    checkpoint_path = resume_path(run_dir, train_conf)
+    state = load_checkpoint(checkpoint_path) if checkpoint_path else None
+    init_report, init_step = None, None
+    if state is not None:
+        position = position_of(state, checkpoint_path)
+        model.load_state_dict(state["model"])
+        log.info("resuming from %s (epoch %d, step %d)", checkpoint_path, position.epoch, position.step)
+    else:
+        position = Position()
+        if train_conf.get("init_param"):
+            init_report, init_step = load_init_param(model, train_conf["init_param"])
+            log.info(describe(init_report))
+
+    optim_sches = build_optim_sches(config["optim_sches"], model, train_conf)
+    train_step = TrainStep(model, optim_sches, train_conf, dist_info.device)
+    if state is not None:
+        train_step.load_state_dict(state["train_step"])
+        train_sampler.load_state_dict(state["sampler"])
+        restore_gradients_and_rng(state, model, dist_info)
+    else:
+        train_step.set_init_step(init_step)
+
+    if init_report is not None:
+        events.write("init_param", **init_report)
+    steps_per_epoch = math.ceil(len(train_sampler) / int(train_conf["accum_grad"]))
+    start = {"world_size": dist_info.world_size, "num_params": num_params, "steps_per_epoch": steps_per_epoch,
+             "batches_per_epoch": len(train_sampler), "max_epoch": int(train_conf["max_epoch"]),
+             "resumed_from": str(checkpoint_path) if checkpoint_path else None,
+             "epoch": position.next_epoch, "step": position.step, "device": str(dist_info.device),
+             "config": config}
+    if init_report is not None:
+        start["init_param"] = init_report
+
+    checkpoints = CheckpointManager(run_dir, keep_nbest_models=int(train_conf["keep_nbest_models"]),
+                                    avg_nbest_model=int(train_conf["avg_nbest_model"]),
+                                    metric=train_conf["avg_keep_nbest_models_type"]) if dist_info.is_main else None
+    trainer = Trainer(config=config, run_dir=run_dir, dist_info=dist_info, model=model, train_step=train_step,
+                      train_loader=train_loader, train_sampler=train_sampler, valid_loader=valid_loader,
+                      checkpoints=checkpoints, events=events, stop=stop,
+                      tensorboard=TensorBoardScalars(run_dir, enabled=dist_info.is_main), position=position)
+    return trainer, start
+
+
+def restore_gradients_and_rng(state: dict, model, dist_info) -> None:
+    """Each rank's own RNG state; pending gradients of a one-process run (see resume.py)."""
+    rng_states = state.get("rng") or []
+    if len(rng_states) == dist_info.world_size:
+        restore_rng_state(rng_states[dist_info.rank])
+    else:
+        log.warning("checkpoint has RNG states of %d ranks, this run has %d: random streams restart from "
+                    "the seed (the run continues, not bit-exactly)", len(rng_states), dist_info.world_size)
+        seed_everything(int(state.get("step", 0)) * 1000 + dist_info.rank)
+    grads = state.get("pending_grads")
+    if grads and dist_info.world_size == 1:
+        restore_gradients(model, grads)
+    elif grads:
+        log.warning("checkpoint holds gradients of %d tensors accumulated towards an update; "
+                    "they are dropped in a %d-rank run", len(grads), dist_info.world_size)

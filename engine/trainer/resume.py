@@ -1,0 +1,84 @@
+"""What a checkpoint holds to continue a run exactly, and where a run resumes from.
+
+A checkpoint is the full state: model weights, every OptimScheduler and the AMP scaler
+(TrainStep.state_dict), the sampler's mid-epoch position, the position counters, each rank's
+RNG states and, in a one-process run, gradients accumulated but not yet applied. Loading all of
+it continues the same curve; on the CPU with deterministic settings a resumed run ends with the
+same parameters as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+LATEST = "model.pt"
+
+
+@dataclass
+class Position:
+    """Where training is. ``epoch`` is 1-based: the epoch in progress, or the last one when ``epoch_done``."""
+
+    epoch: int = 1
+    epoch_done: bool = False
+    step: int = 0  # optimizer updates so far: the unit of log/validate/save intervals and of events
+    batch_step: int = 0  # training batches so far: TrainStep's step_num (updates x accum_grad)
+
+    @property
+    def next_epoch(self) -> int:
+        return self.epoch + 1 if self.epoch_done else self.epoch
+
+
+def resume_path(run_dir: str | os.PathLike, train_conf: dict) -> Path | None:
+    """``train_conf.resume_from`` if given (it must exist), else run_dir/model.pt when resume is on."""
+    explicit = train_conf.get("resume_from")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"train_conf.resume_from: {path}: no such checkpoint file")
+        return path
+    latest = Path(run_dir) / LATEST
+    if train_conf.get("resume", True) and latest.is_file():
+        return latest
+    return None
+
+
+def pending_gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Gradients accumulated towards an update that has not happened yet (accum_grad > 1)."""
+    return {name: param.grad.detach().clone() for name, param in model.named_parameters()
+            if param.grad is not None and bool(param.grad.ne(0).any())}
+
+
+def restore_gradients(model: torch.nn.Module, grads: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    for name, grad in grads.items():
+        if name in params:
+            params[name].grad = grad.to(params[name].device)
+
+
+def training_state(*, model: torch.nn.Module, train_step, sampler, position: Position, rng: list[dict],
+                   pending_grads: dict | None, metrics: dict | None) -> dict:
+    state = {
+        "model": model.state_dict(),
+        "train_step": train_step.state_dict(),
+        "sampler": sampler.state_dict(),
+        "position": asdict(position),
+        "epoch": position.epoch,
+        "step": position.step,
+        "rng": rng,
+        "metrics": metrics or {},
+    }
+    if pending_grads:
+        state["pending_grads"] = pending_grads
+    return state
+
+
+def position_of(state: dict, path: str | os.PathLike) -> Position:
+    try:
+        return Position(**state["position"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a training checkpoint (no position: {exc}); "
+                         f"use train_conf.init_param to start from model weights") from None

@@ -1,0 +1,210 @@
+"""The training loop: epochs of ``TrainStep.run`` with logging, validation and checkpoints.
+
+Read :meth:`Trainer.fit` and :meth:`Trainer.train_epoch` first; everything else is what they
+call. Intervals count optimizer updates (``step``). Collectives (row gathering, validation
+sums, RNG gathering, stop agreement) happen at the same step on every rank by construction:
+every rank sees the same number of batches per epoch (the sampler guarantees it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from engine.checkpoint import save_checkpoint
+from engine.trainer.resume import LATEST, Position, pending_gradients, training_state
+from engine.trainer.rng import capture_rng_state
+from engine.trainer.train_log import IntervalMeter, funasr_line, rank_rows, train_event_fields
+from engine.trainer.validation import forward_batch, move_batch, validate
+from engine.utils.dist import all_gather_rows, any_rank
+
+log = logging.getLogger("engine")
+
+
+class Trainer:
+    def __init__(self, *, config: dict, run_dir: Path, dist_info, model, train_step, train_loader, train_sampler,
+                 valid_loader, checkpoints, events, stop, tensorboard, position: Position) -> None:
+        self.config = config
+        self.train_conf = config["train_conf"]
+        self.run_dir = Path(run_dir)
+        self.dist = dist_info
+        self.model = model  # the bare module (TrainStep.model may be its DDP wrapper)
+        self.train_step = train_step
+        self.train_loader = train_loader
+        self.sampler = train_sampler
+        self.valid_loader = valid_loader
+        self.checkpoints = checkpoints
+        self.events = events
+        self.stop = stop
+        self.tensorboard = tensorboard
+        self.pos = position
+        self.max_epoch = int(self.train_conf["max_epoch"])
+        self.meter = IntervalMeter()
+        self.interval_start = time.perf_counter()
+        self.last_valid: tuple[int, dict] | None = None
+        self.lrs: dict[str, float] = {}
+        self.grad_norms: dict[str, float] = {}
+        self.stop_reason = ""
+
+    # The loop ------------------------------------------------------------------------------------
+
+    def fit(self) -> str:
+        """Train up to max_epoch; returns the end status: "finished" or "stopped"."""
+        for epoch in range(self.pos.next_epoch, self.max_epoch + 1):
+            self.pos.epoch, self.pos.epoch_done = epoch, False
+            if not self.train_epoch(epoch):
+                return "stopped"
+            self.pos.epoch_done = True
+            self.save_checkpoint(named=True, step_checkpoint=False)
+            if self.stop_requested():
+                return "stopped"
+        self.average()
+        return "finished"
+
+    def train_epoch(self, epoch: int) -> bool:
+        """One epoch (or its rest, after a resume); False when a stop signal ended it early."""
+        self.sampler.set_epoch(epoch)
+        self.meter.new_epoch()
+        batches = iter(self.train_loader)
+        self.interval_start = time.perf_counter()
+        while True:
+            tick = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                return True
+            data_load_s = time.perf_counter() - tick
+            self.pos.batch_step += 1
+            result = self.train_step.run(lambda model: forward_batch(model, move_batch(batch, self.dist.device)),
+                                         self.pos.batch_step)
+            times = {"data_load": data_load_s, "forward": result.forward_s, "backward": result.backward_s,
+                     "optim": result.optim_s, "total": time.perf_counter() - tick}
+            self.meter.add(result.losses, _total_grad_norm(result.grad_norms), batch, times)
+            if not result.updated:
+                continue
+            self.pos.step += 1
+            self.lrs, self.grad_norms = result.lrs, result.grad_norms
+            if self.pos.step % self.train_conf["log_interval"] == 0:
+                self.log_train()
+            # The epoch's last update is validated and saved as the epoch checkpoint instead.
+            if self.sampler.consumed < len(self.sampler):
+                if self.valid_loader is not None and self.pos.step % self.train_conf["validate_interval"] == 0:
+                    self.validate()
+                if self.pos.step % self.train_conf["save_checkpoint_interval"] == 0:
+                    self.save_checkpoint(named=True, step_checkpoint=True)
+            if self.stop_requested():
+                self.save_checkpoint(named=False, step_checkpoint=False)
+                return False
+
+    def stop_requested(self) -> bool:
+        """A stop signal on any rank stops every rank at the same step."""
+        stop = any_rank(self.stop.requested, self.dist.device) if self.dist.distributed else self.stop.requested
+        if stop and not self.stop_reason:
+            self.stop_reason = f"{self.stop.signal_name or 'stop signal on another rank'} at step {self.pos.step}"
+        return stop
+
+    # Reporting -----------------------------------------------------------------------------------
+
+    def log_train(self) -> None:
+        """Gather every rank's interval means to rank 0: one ``train`` event, one FunASR line per rank."""
+        row, loss_names = self.meter.row(self.dist.device)
+        rows = rank_rows(all_gather_rows(row, self.dist.device), loss_names)
+        elapsed = time.perf_counter() - self.interval_start
+        self.meter.reset()
+        self.interval_start = time.perf_counter()
+        if not self.dist.is_main:
+            return
+        fields = train_event_fields(rows, epoch=self.pos.epoch, step=self.pos.step, batch=self.sampler.consumed,
+                                    batches_per_epoch=len(self.sampler), lrs=self.lrs, grad_norms=self.grad_norms,
+                                    elapsed_s=elapsed, frame_shift_ms=self.config["frontend_conf"]["frame_shift"])
+        self.events.write("train", **fields)
+        first_lr = next(iter(self.lrs.values()), float("nan"))
+        for item in rows:
+            log.info(funasr_line(item, loss_avg_rank=fields["loss"], epoch=self.pos.epoch, max_epoch=self.max_epoch,
+                                 batch=self.sampler.consumed, batches_per_epoch=len(self.sampler), step=self.pos.step,
+                                 lr=first_lr, device_type=self.dist.device.type))
+        self.tensorboard.add("train", {**fields["losses"], "acc": fields["acc"], "padding_ratio": fields["padding_ratio"],
+                                       "throughput": fields["throughput"],
+                                       **{f"lr_{k}": v for k, v in self.lrs.items()}}, self.pos.step)
+
+    def validate(self) -> dict:
+        metrics = validate(self.model, self.valid_loader, self.dist.device)
+        self.last_valid = (self.pos.step, metrics)
+        if self.dist.is_main:
+            terms = {k: v for k, v in metrics.items() if k.startswith("loss")}
+            self.events.write("valid", epoch=self.pos.epoch, step=self.pos.step, loss=metrics.get("loss"),
+                              acc=metrics.get("acc"), losses=terms, utterances=metrics["utterances"])
+            log.info("valid, epoch: %d/%d, total step: %d, %s", self.pos.epoch, self.max_epoch, self.pos.step,
+                     ", ".join(f"({k}: {v:.3f})" for k, v in metrics.items() if k != "utterances"))
+            self.tensorboard.add("valid", {k: v for k, v in metrics.items() if k != "utterances"}, self.pos.step)
+        return metrics
+
+    # Checkpoints ---------------------------------------------------------------------------------
+
+    def save_checkpoint(self, *, named: bool, step_checkpoint: bool) -> None:
+        """Save the full state (collective: every rank's RNG state goes in).
+
+        ``named``: an epoch (model.pt.ep{E}) or step (model.pt.ep{E}.{S}) checkpoint that takes
+        part in keep-n-best and averaging, validated on its own weights first. Otherwise only
+        model.pt is refreshed (a stop signal: torchrun allows a few seconds, not a validation).
+        """
+        metrics = None
+        if named and self.valid_loader is not None:
+            fresh = self.last_valid is not None and self.last_valid[0] == self.pos.step
+            metrics = self.last_valid[1] if fresh else self.validate()
+        rng = self._gather_rng_states()
+        if not self.dist.is_main:
+            return
+        state = training_state(model=self.model, train_step=self.train_step, sampler=self.sampler,
+                               position=self.pos, rng=rng,
+                               pending_grads=pending_gradients(self.model) if not self.dist.distributed else None,
+                               metrics=metrics)
+        metric_name = self.train_conf["avg_keep_nbest_models_type"]
+        if named:
+            saved = self.checkpoints.save(state, epoch=self.pos.epoch,
+                                          step=self.pos.step if step_checkpoint else None,
+                                          metrics=_checkpoint_metrics(metrics))
+            path, kept, deleted = str(saved.path), [str(p) for p in saved.kept], [str(p) for p in saved.deleted]
+        else:
+            path = str(self.run_dir / LATEST)
+            save_checkpoint(path, state)
+            kept, deleted = [], []
+        self.events.write("checkpoint", path=path, epoch=self.pos.epoch, step=self.pos.step, metric=metric_name,
+                          metrics=_checkpoint_metrics(metrics) or {}, kept=kept, deleted=deleted,
+                          kind="step" if step_checkpoint else "epoch" if named else "latest")
+        log.info("checkpoint %s (epoch %d, step %d)%s", path, self.pos.epoch, self.pos.step,
+                 f", deleted {', '.join(deleted)}" if deleted else "")
+
+    def _gather_rng_states(self) -> list[dict]:
+        state = capture_rng_state()
+        if not self.dist.distributed:
+            return [state]
+        gathered: list = [None] * self.dist.world_size
+        dist.all_gather_object(gathered, state)
+        return gathered
+
+    def average(self) -> None:
+        """Average the n best checkpoints into model.pt.avg{N} (rank 0), as FunASR ends a run."""
+        count = int(self.train_conf["avg_nbest_model"])
+        if count < 1 or not self.dist.is_main:
+            return
+        result = self.checkpoints.average(count)
+        self.events.write("average", path=str(result.path), sources=[str(p) for p in result.sources],
+                          metric=result.metric)
+        log.info("averaged %d checkpoints into %s", len(result.sources), result.path)
+
+
+def _total_grad_norm(grad_norms: dict[str, float]) -> float:
+    """One number for the meter: the norm over every OptimScheduler's parameters."""
+    values = [v for v in grad_norms.values() if v is not None and math.isfinite(v)]
+    return math.sqrt(sum(v * v for v in values)) if values else float("nan")
+
+
+def _checkpoint_metrics(metrics: dict | None) -> dict | None:
+    if metrics is None:
+        return None
+    return {k: v for k, v in metrics.items() if k != "utterances"}
