@@ -1,0 +1,1 @@
+"""Console tests (Textual Pilot): runs, monitor, checkpoints, setup and presets screens."""

@@ -1,0 +1,118 @@
+"""The checkpoints of a run: which files exist, with the epoch, step and metrics they were saved at.
+
+Metadata comes from the run's ``checkpoints.json`` index when the engine wrote one, else from
+its ``checkpoint`` events; files are found by FunASR's names (model.pt, model.pt.ep{N},
+model.pt.ep{E}.{S}, model.pt.avg{N}), so a checkpoint without metadata is still listed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr_tui.tailer import find_events
+
+NAME = re.compile(r"^model\.pt(?:\.ep(?P<epoch>\d+)(?:\.(?P<step>\d+))?|\.avg(?P<avg>\d+))?$")
+
+
+@dataclass
+class CheckpointInfo:
+    path: Path
+    kind: str  # latest | epoch | step | average
+    epoch: int | None = None
+    step: int | None = None
+    acc: float | None = None
+    loss: float | None = None
+    size: int = 0
+    mtime: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def averageable(self) -> bool:
+        return self.kind in ("epoch", "step")
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _index_entries(run_dir: Path) -> tuple[list[dict], str]:
+    """Entries of checkpoints.json, and a problem text when it exists but cannot be read."""
+    path = run_dir / "checkpoints.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [], ""
+    except (OSError, ValueError) as exc:
+        return [], f"{path}: unreadable ({exc}); using the event log instead"
+    if isinstance(data, dict):
+        data = data.get("checkpoints", [])
+    if not isinstance(data, list):
+        return [], f"{path}: expected a list of checkpoints"
+    return [entry for entry in data if isinstance(entry, dict) and entry.get("path")], ""
+
+
+def list_checkpoints(run_dir: Path) -> tuple[list[CheckpointInfo], list[str]]:
+    """(checkpoints on disk, oldest first and averages last; problems worth showing)."""
+    run_dir = Path(run_dir)
+    problems: list[str] = []
+    metadata: dict[str, dict] = {}
+    for event in find_events(run_dir / "events.jsonl", ("checkpoint",)):
+        metadata[Path(str(event.get("path", ""))).name] = event
+    entries, problem = _index_entries(run_dir)
+    if problem:
+        problems.append(problem)
+    for entry in entries:
+        metadata[Path(str(entry["path"])).name] = entry
+    found = []
+    try:
+        files = [p for p in run_dir.iterdir() if NAME.match(p.name) and p.is_file()]
+    except OSError as exc:
+        return [], [f"{run_dir}: {exc.strerror}"]
+    for path in files:
+        match = NAME.match(path.name)
+        meta = metadata.get(path.name, {})
+        metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+        if match["avg"]:
+            kind = "average"
+        elif match["step"]:
+            kind = "step"
+        elif match["epoch"]:
+            kind = "epoch"
+        else:
+            kind = "latest"
+        epoch = meta.get("epoch") if isinstance(meta.get("epoch"), int) else (
+            int(match["epoch"]) if match["epoch"] else None)
+        step = meta.get("step") if isinstance(meta.get("step"), int) else (
+            int(match["step"]) if match["step"] else None)
+        stat = path.stat()
+        found.append(CheckpointInfo(
+            path=path, kind=kind, epoch=epoch, step=step,
+            acc=_number(metrics.get("acc")), loss=_number(metrics.get("loss")),
+            size=stat.st_size, mtime=stat.st_mtime,
+        ))
+    order = {"epoch": 0, "step": 0, "latest": 1, "average": 2}
+    found.sort(key=lambda c: (order[c.kind], c.step if c.step is not None else -1,
+                              c.epoch if c.epoch is not None else -1, c.mtime))
+    return found, problems
+
+
+def nbest(checkpoints: list[CheckpointInfo], count: int, metric: str = "acc") -> list[CheckpointInfo]:
+    """The ``count`` best averageable checkpoints by ``metric`` (acc: highest, loss: lowest)."""
+    scored = [c for c in checkpoints if c.averageable and getattr(c, metric, None) is not None]
+    scored.sort(key=lambda c: getattr(c, metric), reverse=(metric == "acc"))
+    return scored[:max(0, count)]
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}GB"

@@ -1,0 +1,162 @@
+"""Runs screen: every run under the runs root, its status, progress and last metrics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from asr_tui.messages import OpenCheckpoints, OpenRun, RunStopRequested
+from asr_tui.runs_store import RunsStore, RunSummary
+
+STATUS_STYLE = {
+    "running": "bold green", "finished": "bold cyan", "stopped": "yellow",
+    "failed": "bold red", "crashed": "bold red",
+}
+REFRESH_SECONDS = 2.0
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def progress_text(summary: RunSummary) -> str:
+    if summary.progress is None:
+        return "-" if summary.step is None else f"step {summary.step}"
+    return f"{summary.progress * 100:5.1f}% {summary.step}/{summary.total_steps}"
+
+
+def metrics_text(summary: RunSummary) -> str:
+    shown = []
+    for key, label in (("loss", "loss"), ("acc", "acc"), ("valid_acc", "v.acc")):
+        if key in summary.metrics:
+            shown.append(f"{label} {summary.metrics[key]:.3f}")
+    return "  ".join(shown) or "-"
+
+
+def started_text(summary: RunSummary) -> str:
+    if not summary.start_time:
+        return "-"
+    return time.strftime("%m-%d %H:%M", time.localtime(summary.start_time))
+
+
+class RunsScreen(Screen):
+    """Lists runs; Enter opens the monitor, c the checkpoints, x stops a running job."""
+
+    BINDINGS = [
+        Binding("enter", "open_run", "Monitor", priority=False),
+        Binding("c", "open_checkpoints", "Checkpoints"),
+        Binding("x", "stop_run", "Stop"),
+        Binding("g", "refresh", "Refresh"),
+    ]
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.store = RunsStore(self.root)
+        self.summaries: dict[str, RunSummary] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="runs-root")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="runs-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Runs"
+        table = self.query_one("#runs-table", DataTable)
+        for label, key in (("run", "run"), ("status", "status"), ("progress", "progress"),
+                           ("epoch", "epoch"), ("metrics", "metrics"), ("started", "started"),
+                           ("by", "by")):
+            table.add_column(label, key=key)
+        self.query_one("#runs-root", Static).update(f"Runs under {self.root.resolve()}")
+        self.action_refresh()
+        self.set_interval(REFRESH_SECONDS, self.action_refresh)
+
+    def on_screen_resume(self) -> None:
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        if self.is_current:
+            self._scan()
+
+    @work(thread=True, exclusive=True, group="runs-scan")
+    def _scan(self) -> None:
+        summaries = self.store.scan()
+        self.app.call_from_thread(self._show, summaries)
+
+    def _show(self, summaries: list[RunSummary]) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        selected = self.selected_key()
+        self.summaries = {str(s.run_dir): s for s in summaries}
+        table.clear()
+        for summary in summaries:
+            epoch = "-" if summary.epoch is None else f"{summary.epoch}/{summary.max_epoch or '?'}"
+            table.add_row(
+                summary.name, status_text(summary.status), progress_text(summary), epoch,
+                metrics_text(summary), started_text(summary), summary.launched_by or "script",
+                key=str(summary.run_dir),
+            )
+        if selected in self.summaries:
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        if not summaries:
+            self.query_one("#runs-detail", Static).update(
+                f"No runs under {self.root}. Press n to set up a run, p for presets.")
+        else:
+            self._show_detail()
+
+    def selected_key(self) -> str | None:
+        table = self.query_one("#runs-table", DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # the cursor is outside the rows while the table is rebuilt
+            return None
+
+    def selected(self) -> RunSummary | None:
+        key = self.selected_key()
+        return self.summaries.get(key) if key else None
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_run()
+
+    def _show_detail(self) -> None:
+        summary = self.selected()
+        detail = self.query_one("#runs-detail", Static)
+        if summary is None:
+            detail.update("")
+            return
+        text = Text(str(summary.run_dir))
+        if summary.reason:
+            text.append(f"\n{summary.status}: {summary.reason}", style=STATUS_STYLE.get(summary.status, ""))
+        detail.update(text)
+
+    def action_open_run(self) -> None:
+        summary = self.selected()
+        if summary is not None:
+            self.post_message(OpenRun(summary.run_dir))
+
+    def action_open_checkpoints(self) -> None:
+        summary = self.selected()
+        if summary is not None:
+            self.post_message(OpenCheckpoints(summary.run_dir))
+
+    def action_stop_run(self) -> None:
+        summary = self.selected()
+        if summary is None:
+            return
+        if summary.status != "running":
+            self.notify(f"{summary.name} is {summary.status}, not running", severity="warning")
+            return
+        self.post_message(RunStopRequested(summary.run_dir))

@@ -1,0 +1,304 @@
+"""Follow a run directory: its event log, run.json and its text logs, incrementally.
+
+Attaching reads the history once, then only new bytes are read. A log of a week-long run can
+hold a million events, so attaching does not parse every line: the rare events (start, data,
+valid, checkpoint, average, end, error) are found with one regex pass over the mapped file and
+train events are sampled at evenly spaced offsets, enough to draw every chart at full width.
+New events are then read with ``engine.events.EventReader`` from the end of that history.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.events import EventReader
+
+from asr_tui.run_state import RunState
+
+# Files up to this size are simply parsed whole; above it, attach samples train events.
+FULL_PARSE_BYTES = 8 * 1024 * 1024
+RARE_EVENT = re.compile(rb'"event"\s*:\s*"(start|data|valid|checkpoint|average|end|error)"')
+TRAIN_EVENT = re.compile(rb'"event"\s*:\s*"train"')
+
+
+def parse_line(line: bytes) -> dict | None:
+    """One event, or None for a line that is not a JSON object with an ``event`` field."""
+    try:
+        event = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(event, dict) or "event" not in event:
+        return None
+    return event
+
+
+def _line_at(buf, start: int, limit: int) -> bytes:
+    end = buf.find(b"\n", start, limit)
+    return buf[start: end if end >= 0 else limit]
+
+
+@dataclass
+class HistoryScan:
+    """Result of reading a log's history: where live reading continues and what was skipped."""
+
+    offset: int
+    bad_lines: int = 0
+    sampled_train: int = 0
+    total_bytes: int = 0
+
+
+def scan_history(path: Path, state: RunState, train_samples: int = 4000) -> HistoryScan:
+    """Fold the complete lines of ``path`` into ``state``; returns the offset after the last one.
+
+    Small logs are parsed whole. Large ones: every rare event plus ``train_samples`` train
+    events at evenly spaced offsets and the very last train event (the rank table shows it).
+    """
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return HistoryScan(offset=0)
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return HistoryScan(offset=0)
+        if size <= FULL_PARSE_BYTES:
+            data = handle.read(size)
+            end = data.rfind(b"\n") + 1  # a torn last line waits for the live reader
+            scan = HistoryScan(offset=end, total_bytes=size)
+            for line in data[:end].splitlines():
+                if not line.strip():
+                    continue
+                event = parse_line(line)
+                if event is None:
+                    scan.bad_lines += 1
+                else:
+                    state.apply(event)
+            return scan
+        with mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ) as buf:
+            return _sample_history(buf, size, state, train_samples)
+
+
+def _sample_history(buf, size: int, state: RunState, train_samples: int) -> HistoryScan:
+    end = buf.rfind(b"\n") + 1
+    scan = HistoryScan(offset=end, total_bytes=size)
+    found: dict[int, bytes] = {}
+    for match in RARE_EVENT.finditer(buf, 0, end):
+        start = buf.rfind(b"\n", 0, match.start()) + 1
+        found[start] = _line_at(buf, start, end)
+    stride = max(1, end // max(1, train_samples))
+    for offset in range(0, end, stride):
+        start = offset if offset == 0 else buf.find(b"\n", offset, end) + 1
+        if start <= 0 and offset:
+            break
+        if start not in found:
+            line = _line_at(buf, start, end)
+            if TRAIN_EVENT.search(line):
+                found[start] = line
+                scan.sampled_train += 1
+    last_train = _last_train_line(buf, end)
+    if last_train is not None:
+        found.setdefault(*last_train)
+    for start in sorted(found):
+        event = parse_line(found[start])
+        if event is None:
+            scan.bad_lines += 1
+        else:
+            state.apply(event)
+    return scan
+
+
+def _last_train_line(buf, end: int) -> tuple[int, bytes] | None:
+    """The last complete train line, searched backwards in growing windows."""
+    window = 64 * 1024
+    while True:
+        lo = max(0, end - window)
+        chunk_start = buf.find(b"\n", lo, end) + 1 if lo else 0
+        matches = list(TRAIN_EVENT.finditer(buf, chunk_start, end))
+        if matches:
+            start = buf.rfind(b"\n", 0, matches[-1].start()) + 1
+            return start, _line_at(buf, start, end)
+        if lo == 0:
+            return None
+        window *= 4
+
+
+def find_events(path: Path, names: tuple[str, ...]) -> list[dict]:
+    """Every event named in ``names`` in the log, found by a regex pass instead of parsing all."""
+    pattern = re.compile(rb'"event"\s*:\s*"(' + b"|".join(re.escape(n.encode()) for n in names) + rb')"')
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return []
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return []
+        with mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ) as buf:
+            end = buf.rfind(b"\n") + 1
+            events = []
+            for match in pattern.finditer(buf, 0, end):
+                start = buf.rfind(b"\n", 0, match.start()) + 1
+                event = parse_line(_line_at(buf, start, end))
+                if event is not None and event.get("event") in names:
+                    events.append(event)
+            return events
+
+
+def read_tail_events(path: Path, max_bytes: int = 256 * 1024) -> tuple[list[dict], bool, int]:
+    """Events of the last launch (back to its ``start``) within about ``max_bytes`` of the end.
+
+    Returns (events in log order, complete, offset): complete says the last ``start`` was
+    reached (or the file was read whole); offset is where the complete lines read end. Used by
+    the runs list, which needs only the latest state.
+    """
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return [], True, 0
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        chunk = 64 * 1024
+        data = b""
+        pos = size
+        while pos > 0 and len(data) < max_bytes:
+            step = min(chunk, pos)
+            pos -= step
+            handle.seek(pos)
+            data = handle.read(step) + data
+            if re.search(rb'"event"\s*:\s*"start"', data):
+                break
+            chunk *= 2
+    end = data.rfind(b"\n") + 1
+    offset = pos + end
+    lines = data[:end].splitlines()
+    if pos > 0 and lines:
+        lines = lines[1:]  # the first line may be cut
+    events = [e for e in (parse_line(line) for line in lines if line.strip()) if e is not None]
+    for index in range(len(events) - 1, -1, -1):
+        if events[index].get("event") == "start":
+            return events[index:], True, offset
+    return events, pos == 0, offset
+
+
+def read_first_start(path: Path, max_bytes: int = 1024 * 1024) -> dict | None:
+    """The first ``start`` event near the head of the log (steps_per_epoch, max_epoch)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes)
+    except FileNotFoundError:
+        return None
+    for line in data.splitlines():
+        if b'"start"' in line:
+            event = parse_line(line)
+            if event is not None and event.get("event") == "start":
+                return event
+    return None
+
+
+class TextTail:
+    """The last ``max_lines`` lines of a growing text file, read incrementally.
+
+    A torn last line is held back until its newline arrives; a file that shrank (rotated or
+    rewritten) is read again from its start.
+    """
+
+    def __init__(self, path: Path, max_lines: int = 500, initial_bytes: int = 256 * 1024) -> None:
+        self.path = Path(path)
+        self.lines: deque[str] = deque(maxlen=max_lines)
+        self.initial_bytes = initial_bytes
+        self.offset: int | None = None
+        self._partial = b""
+
+    def read_new(self) -> list[str]:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return []
+        if self.offset is None or size < self.offset:
+            self.offset = max(0, size - self.initial_bytes)
+            self._partial = b""
+            skip_first = self.offset > 0
+        else:
+            skip_first = False
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(size - self.offset)
+        self.offset += len(data)
+        data = self._partial + data
+        cut = data.rfind(b"\n") + 1
+        self._partial = data[cut:]
+        lines = data[:cut].decode("utf-8", errors="replace").split("\n")[:-1]
+        if skip_first and lines:
+            lines = lines[1:]
+        # Progress bars redraw with carriage returns: keep only what the terminal would show.
+        lines = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines]
+        self.lines.extend(lines)
+        return lines
+
+
+@dataclass
+class FollowUpdate:
+    """What one poll brought: new events and new log lines."""
+
+    events: list[dict] = field(default_factory=list)
+    log_lines: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.log_lines)
+
+
+class RunFollower:
+    """Everything the monitor shows about one run, kept current by :meth:`poll`."""
+
+    def __init__(self, run_dir: Path, max_points: int = 2000, log_lines: int = 500) -> None:
+        self.run_dir = Path(run_dir)
+        self.events_path = self.run_dir / "events.jsonl"
+        self.state = RunState(max_points=max_points)
+        self.log_lines = log_lines
+        self.log: TextTail | None = None
+        self.history: HistoryScan | None = None
+        self._reader: EventReader | None = None
+
+    def attach(self) -> HistoryScan:
+        """Read the whole history once (sampled when huge); later polls read only new bytes."""
+        self.history = scan_history(self.events_path, self.state, train_samples=self.state.max_points * 2)
+        self._reader = EventReader(self.events_path)
+        self._reader.offset = self.history.offset
+        self._read_log()
+        return self.history
+
+    def _read_log(self) -> list[str]:
+        """console.log holds everything the job printed (log.txt's lines too, and tracebacks);
+        a run started from a script may have only log.txt."""
+        if self.log is None:
+            for name in ("console.log", "log.txt"):
+                if (self.run_dir / name).exists():
+                    self.log = TextTail(self.run_dir / name, max_lines=self.log_lines)
+                    break
+            else:
+                return []
+        return self.log.read_new()
+
+    @property
+    def bad_lines(self) -> int:
+        """Event-log lines skipped as malformed (shown, never silently dropped)."""
+        history = self.history.bad_lines if self.history else 0
+        return history + (self._reader.malformed if self._reader else 0)
+
+    def poll(self) -> FollowUpdate:
+        if self._reader is None:
+            self.attach()
+        update = FollowUpdate()
+        update.events = self._reader.read_new()
+        for event in update.events:
+            self.state.apply(event)
+        update.log_lines = self._read_log()
+        return update

@@ -1,0 +1,130 @@
+"""A plotext line chart of one or more run series, drawn into a Static.
+
+plotext renders to an ANSI string (figure.build().string()), shown as rich Text. Rendering
+costs tens of milliseconds, so the chart redraws only when asked by its screen's throttled
+timer and only if its data or size changed; series are cut to two points per braille cell
+first, since more cannot show.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.widgets import Static
+
+from asr_tui.run_state import Series
+
+SMOOTHING = 0.8
+LEGEND_MIN_HEIGHT = 14  # below this the legend box would hide the curves: names go in the title  # weight of the running average, as TensorBoard's smoothing slider
+
+
+def smooth(values: list[float], weight: float = SMOOTHING) -> list[float]:
+    """Exponential moving average with TensorBoard's start-up debiasing."""
+    smoothed, last, count = [], 0.0, 0
+    for value in values:
+        count += 1
+        last = last * weight + (1 - weight) * value
+        smoothed.append(last / (1 - weight ** count))
+    return smoothed
+
+
+def thin(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:
+    """Average neighbouring points down to at most ``max_points``."""
+    if len(xs) <= max_points:
+        return xs, ys
+    size = math.ceil(len(xs) / max_points)
+    out_x, out_y = [], []
+    for start in range(0, len(xs), size):
+        chunk_x, chunk_y = xs[start:start + size], ys[start:start + size]
+        out_x.append(sum(chunk_x) / len(chunk_x))
+        out_y.append(sum(chunk_y) / len(chunk_y))
+    return out_x, out_y
+
+
+class MetricChart(Static):
+    """Chart of the series whose names are given (e.g. train/loss and valid/loss)."""
+
+    DEFAULT_CSS = """
+    MetricChart { height: 1fr; min-height: 6; }
+    """
+
+    def __init__(self, title: str, names: list[str] | None = None, prefix: str | None = None,
+                 **kwargs) -> None:
+        super().__init__("", **kwargs)
+        self.title = title
+        self.names = list(names or [])
+        self.prefix = prefix  # chart every series starting with it (lr/<scheduler>)
+        self.smoothing = False
+        self.log_scale = False
+        self._drawn_key: tuple | None = None
+
+    def chosen(self, series: dict[str, Series]) -> list[tuple[str, Series]]:
+        if self.prefix is not None:
+            return [(name.split("/", 1)[1], s) for name, s in sorted(series.items())
+                    if name.startswith(self.prefix) and len(s)]
+        return [(name, series[name]) for name in self.names if name in series and len(series[name])]
+
+    def redraw(self, series: dict[str, Series]) -> bool:
+        """Draw again if data, size or toggles changed; returns whether it drew."""
+        width, height = self.content_size.width, self.content_size.height
+        if width < 20 or height < 5:
+            return False
+        chosen = self.chosen(series)
+        key = (width, height, self.smoothing, self.log_scale,
+               tuple((name, s.total_points, s.last) for name, s in chosen))
+        if key == self._drawn_key:
+            return False
+        self._drawn_key = key
+        if not chosen:
+            self.update(Text(f"{self.title}: no data yet", style="dim"))
+            return True
+        self.update(Text.from_ansi(self._render_plot(chosen, width, height)))
+        return True
+
+    def _render_plot(self, chosen: list[tuple[str, Series]], width: int, height: int) -> str:
+        import plotext  # imported on first draw: the console must start without it
+
+        figure = plotext.figure
+        figure.clear()
+        figure.plot_size(width, height)
+        figure.theme("dark")
+        title = self.title + (" smoothed" if self.smoothing else "") + (" log" if self.log_scale else "")
+        drawn = []
+        for name, series in chosen:
+            xs, ys = series.points()
+            xs, ys = thin(xs, ys, 2 * width)
+            if self.smoothing:
+                ys = smooth(ys)
+            if self.log_scale:
+                kept = [(x, y) for x, y in zip(xs, ys) if y > 0]
+                xs, ys = [p[0] for p in kept], [p[1] for p in kept]
+            if not xs:
+                continue
+            if len(xs) == 1:  # a single point still shows as a dot
+                xs, ys = xs * 2, ys * 2
+            signal = figure.signal(xs, ys, marker="braille")
+            signal.lines()
+            figure.draw(signal)
+            drawn.append((name, signal, xs, ys))
+        if self.log_scale:
+            figure.ruler("y").scale("log")
+        if len(drawn) > 1 and height >= LEGEND_MIN_HEIGHT:
+            self._place_legend(figure, drawn)
+        elif len(drawn) > 1:
+            title += ": " + " · ".join(name for name, *_ in drawn)
+        figure.title(title)
+        return figure.build().string()
+
+    @staticmethod
+    def _place_legend(figure, drawn) -> None:
+        """Legend in the corner the curves leave empty: top right for falling curves
+        (loss), bottom right for rising ones (accuracy)."""
+        for name, signal, _, _ in drawn:
+            signal.label(name)
+        all_x = [x for _, _, xs, _ in drawn for x in xs]
+        all_y = [y for _, _, _, ys in drawn for y in ys]
+        first_ys = drawn[0][3]
+        falling = first_ys[-1] <= first_ys[0]
+        figure.legend(x=max(all_x), y=max(all_y) if falling else min(all_y), ha="right",
+                      va="top" if falling else "bottom", relative=True)
