@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from engine.optim_sche.conf import WARMUP_FROM_CHOICES, OptimConfError, entry_kwargs, normalise_optim_conf
 from engine.utils.fileio import atomic_write_text
 
 DEFAULTS: dict[str, Any] = {
@@ -72,6 +73,8 @@ DEFAULTS: dict[str, Any] = {
         "use_bf16": False,
         "init_param": None,
         "ft_factor": 1.0,
+        "warmup_from": "zero",
+        "find_unused_parameters": False,
         "deterministic": False,
     },
     "optim_sches": {
@@ -115,6 +118,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model": ("conformer", "transformer"),
     "dataset_conf.batch_type": ("example", "length", "token"),
     "train_conf.avg_keep_nbest_models_type": ("acc", "loss"),
+    "train_conf.warmup_from": WARMUP_FROM_CHOICES,
     "distributed.backend": ("auto", "nccl", "gloo"),
     "frontend_conf.window": ("hamming", "hanning", "povey", "rectangular", "blackman"),
 }
@@ -141,7 +145,6 @@ MINIMUM: dict[str, int] = {
     "frontend_conf.lfr_n": 1,
 }
 
-FUNASR_OPTIM_KEYS = ("optim", "optim_conf", "scheduler", "scheduler_conf")
 LIST_KEYS = ("train_data_set_list", "valid_data_set_list", "test_data_set_list")
 
 
@@ -201,45 +204,6 @@ def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
     return result
 
 
-def _funasr_to_optim_sches(config: dict, source: str) -> dict:
-    """Fold FunASR's ``optim``/``optim_conf``/``scheduler``/``scheduler_conf`` into ``optim_sches``.
-
-    With no ``optim_sches`` given they become one entry ``main``; with exactly one entry they
-    override it (so ``++optim_conf.lr=0.0002`` works on any single-optimiser preset); with several
-    they are ambiguous and an error.
-    """
-    present = {key: config.pop(key) for key in FUNASR_OPTIM_KEYS if key in config}
-    if not present:
-        return config
-    user_sches = config.get("optim_sches")
-    if user_sches and len(user_sches) > 1:
-        raise ConfigError(
-            f"{source}: {', '.join(present)}: FunASR's single-optimiser keys are ambiguous with "
-            f"{len(user_sches)} optim_sches ({', '.join(user_sches)}); set "
-            f"optim_sches.<name>.conf.optim_conf instead"
-        )
-    name, entry = next(iter(user_sches.items())) if user_sches else ("main", {"type": "warmuplr", "conf": {}})
-    entry = copy.deepcopy(entry)
-    conf = entry.setdefault("conf", {})
-    if "optim" in present:
-        conf["optim_type"] = _torch_optim_name(present["optim"])
-    if "optim_conf" in present:
-        conf["optim_conf"] = deep_merge(conf.get("optim_conf") or {}, present["optim_conf"] or {})
-    if "scheduler" in present:
-        entry["type"] = str(present["scheduler"]).lower()
-    if "scheduler_conf" in present:
-        conf.update(present["scheduler_conf"] or {})
-    config["optim_sches"] = {name: entry}
-    return config
-
-
-def _torch_optim_name(name: str) -> str:
-    """FunASR writes optimisers in lower case (``adam``); torch.optim names them ``Adam``."""
-    known = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "adadelta": "Adadelta", "adagrad": "Adagrad",
-             "rmsprop": "RMSprop", "radam": "RAdam", "nadam": "NAdam", "adamax": "Adamax"}
-    return known.get(str(name).lower(), str(name))
-
-
 def _type_ok(value: Any, allowed: tuple[type, ...]) -> bool:
     if isinstance(value, bool):
         return bool in allowed
@@ -277,31 +241,21 @@ def _check_value(key: str, value: Any, default: Any, issues: list[ConfigIssue]) 
         issues.append(ConfigIssue(key, f"must be at least {MINIMUM[key]}, got {value}"))
 
 
-def _check_optim_sches(sches: Any, issues: list[ConfigIssue]) -> None:
+def _check_optim_sches(sches: Any, train_conf: Any, issues: list[ConfigIssue]) -> None:
     if not isinstance(sches, dict) or not sches:
         issues.append(ConfigIssue("optim_sches", "must be a mapping of at least one named OptimScheduler"))
         return
     for name, entry in sches.items():
-        key = f"optim_sches.{name}"
-        if not isinstance(entry, dict):
-            issues.append(ConfigIssue(key, "must be a mapping with 'type' and 'conf'"))
+        try:
+            _, kwargs = entry_kwargs(name, entry, train_conf if isinstance(train_conf, dict) else {})
+        except OptimConfError as exc:
+            key, _, message = str(exc).partition(": ")
+            issues.append(ConfigIssue(key, message))
             continue
-        unknown = set(entry) - {"type", "conf"}
-        if unknown:
-            issues.append(ConfigIssue(f"{key}.{sorted(unknown)[0]}", "unknown key (expected 'type' and 'conf')"))
-        if not isinstance(entry.get("type"), str) or not entry.get("type"):
-            issues.append(ConfigIssue(f"{key}.type", "must name a scheduler (noam, warmuplr, tri_stage, ...)"))
-        conf = entry.get("conf", {})
-        if not isinstance(conf, dict):
-            issues.append(ConfigIssue(f"{key}.conf", "must be a mapping"))
-            continue
-        if not isinstance(conf.get("optim_type", "AdamW"), str):
-            issues.append(ConfigIssue(f"{key}.conf.optim_type", "must name a torch.optim class"))
-        if not isinstance(conf.get("optim_conf", {}), dict):
-            issues.append(ConfigIssue(f"{key}.conf.optim_conf", "must be a mapping"))
-        step_per_update = conf.get("step_per_update", 1)
+        step_per_update = kwargs.get("step_per_update", 1)
         if isinstance(step_per_update, bool) or not isinstance(step_per_update, int) or step_per_update < 1:
-            issues.append(ConfigIssue(f"{key}.conf.step_per_update", f"must be an integer ≥ 1, got {step_per_update!r}"))
+            issues.append(ConfigIssue(f"optim_sches.{name}.conf.step_per_update",
+                                      f"must be an integer ≥ 1, got {step_per_update!r}"))
 
 
 def check_config(config: dict) -> list[ConfigIssue]:
@@ -313,7 +267,7 @@ def check_config(config: dict) -> list[ConfigIssue]:
             continue
         default = DEFAULTS[key]
         if key == "optim_sches":
-            _check_optim_sches(value, issues)
+            _check_optim_sches(value, config.get("train_conf"), issues)
         elif isinstance(default, dict):
             if not isinstance(value, dict):
                 issues.append(ConfigIssue(key, f"must be a mapping, got {value!r}"))
@@ -353,7 +307,10 @@ def validate_config(user: dict, source: str = "<config>") -> dict:
     for key in LIST_KEYS:
         if isinstance(user.get(key), str):
             user[key] = [user[key]]
-    user = _funasr_to_optim_sches(user, source)
+    try:
+        user = normalise_optim_conf(user)
+    except OptimConfError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     config = deep_merge(DEFAULTS, {k: v for k, v in user.items() if k != "optim_sches"})
     if "optim_sches" in user:
         config["optim_sches"] = user["optim_sches"]
