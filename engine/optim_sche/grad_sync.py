@@ -34,18 +34,20 @@ def _buckets(tensors: list[torch.Tensor]) -> list[list[int]]:
     return buckets
 
 
-def all_reduce_grads(params: list[torch.nn.Parameter], world_size: int) -> None:
+def all_reduce_grads(params: list[torch.nn.Parameter], world_size: int) -> bool:
     """Average the gradients of ``params`` over all ranks (same ``params`` order on every rank).
 
     A parameter with no gradient on some rank (a branch its batch did not use) counts as zero
-    there; one with no gradient on any rank keeps ``grad = None``, as without DDP.
+    there; one with no gradient on any rank keeps ``grad = None``, as without DDP. Returns whether
+    every parameter had a gradient on every rank (what DDP's reducer needs).
     """
     if not params:
-        return
+        return True
     device = params[0].device
     has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=device)
     dist.all_reduce(has_grad)
-    synced = [p for p, flag in zip(params, has_grad.tolist()) if flag > 0]
+    counts = has_grad.tolist()
+    synced = [p for p, count in zip(params, counts) if count > 0]
     for p in synced:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
@@ -59,6 +61,7 @@ def all_reduce_grads(params: list[torch.nn.Parameter], world_size: int) -> None:
             numel = grads[i].numel()
             grads[i].copy_(flat[offset:offset + numel].view_as(grads[i]))
             offset += numel
+    return all(count == world_size for count in counts)
 
 
 def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:

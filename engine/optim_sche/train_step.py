@@ -4,15 +4,18 @@ It owns what must be decided once for all OptimSchedulers: the device, autocast 
 the single shared GradScaler, and DDP gradient synchronisation.
 
 Gradient synchronisation happens exactly once per real update, on the last micro-batch of the
-accumulation group (the other micro-batches run under ``no_sync``):
+accumulation group (the other micro-batches run under ``no_sync``), in one of two ways:
 
-- one OptimScheduler that owns every trainable parameter (the usual case): DDP's own reducer,
-  which overlaps the all-reduce with the backward pass;
-- several OptimSchedulers (or one that owns part of the model): each backwards its own loss onto
-  its own parameters, which DDP's reducer cannot follow (it expects one backward per forward and
-  every parameter to get a gradient), so DDP stays in ``no_sync`` and :mod:`grad_sync` averages
-  the updating optimisers' gradients in coalesced buckets and broadcasts rank 0's buffers after
-  the update, which leaves rank 0's buffers as DDP would have them.
+- ``explicit``: DDP stays in ``no_sync`` (it still broadcasts rank 0's initial parameters) and
+  :mod:`grad_sync` averages the updating optimisers' gradients in coalesced buckets after the
+  backward passes, then broadcasts rank 0's buffers, which leaves rank 0's buffers as DDP would.
+  Needed for several OptimSchedulers (or one owning part of the model): each backwards its own
+  loss onto its own parameters, and DDP's reducer expects one backward per forward that reaches
+  every parameter.
+- ``reducer``: DDP's own reducer, which overlaps the all-reduce with the backward pass. Used for
+  one OptimScheduler owning every trainable parameter, once the first update (synchronised
+  explicitly) has shown that every parameter gets a gradient on every rank; a model that leaves
+  parameters unused (a zero-weight branch) stays explicit, with no find_unused_parameters needed.
 """
 
 from __future__ import annotations
@@ -80,15 +83,16 @@ class TrainStep:
         self.scaler = torch.amp.GradScaler(self.device.type) if self.autocast_dtype is torch.float16 else None
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         only = next(iter(optim_sches.values()))
-        self.ddp_reducer = self.world_size > 1 and len(optim_sches) == 1 and only.covers_model
-        if self.world_size > 1:
+        if self.world_size == 1:
+            self.grad_sync = None
+            self.model = self.module
+        else:
+            self.grad_sync = "probe" if len(optim_sches) == 1 and only.covers_model else "explicit"
             self.model = DistributedDataParallel(
                 self.module,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=bool(train_conf.get("find_unused_parameters", False)) and self.ddp_reducer,
+                find_unused_parameters=bool(train_conf.get("find_unused_parameters", False)),
             )
-        else:
-            self.model = self.module
         self.last_step_num = 0
 
     def _autocast(self):
@@ -110,8 +114,8 @@ class TrainStep:
         self.last_step_num = step_num
         active = [o for o in self.optim_sches.values() if o.backward_at(step_num)]
         updating = [o for o in active if o.updates_at(step_num)]
-        sync_by_ddp = self.ddp_reducer and bool(updating)
-        no_sync = self.model.no_sync() if self.world_size > 1 and not sync_by_ddp else contextlib.nullcontext()
+        sync_by_ddp = self.grad_sync == "reducer" and bool(updating)
+        no_sync = self.model.no_sync() if self.grad_sync and not sync_by_ddp else contextlib.nullcontext()
 
         start = time.perf_counter()
         with no_sync:
@@ -127,13 +131,16 @@ class TrainStep:
 
         grad_norms = {}
         if updating:
-            if self.world_size > 1 and not self.ddp_reducer:
-                all_reduce_grads([p for o in updating for p in o.params], self.world_size)
+            explicit = self.grad_sync in ("explicit", "probe")
+            if explicit:
+                complete = all_reduce_grads([p for o in updating for p in o.params], self.world_size)
+                if self.grad_sync == "probe":
+                    self.grad_sync = "reducer" if complete else "explicit"
             for optim_sche in updating:
                 grad_norms[optim_sche.name] = optim_sche.update(step_num, self.scaler)
             if self.scaler is not None:
                 self.scaler.update()
-            if self.world_size > 1 and not self.ddp_reducer:
+            if explicit:
                 broadcast_buffers(self.module)
             self._synchronize()
         optim_end = time.perf_counter()

@@ -17,7 +17,11 @@ SCENARIOS = {
                "dec": {"type": "warmuplr", "conf": {"optim_type": "AdamW", "optim_conf": {"lr": 1e-2},
                                                    "optim_loss": "loss_dec", "updated_modules": "decoder",
                                                    "warmup_steps": 2}}}, {"accum_grad": 2, "grad_clip": 1.0}),
+    # one over the whole model whose loss leaves the decoder unused: stays explicit, no DDP error
+    "unused": ({"main": {"type": "constant", "conf": {"optim_type": "SGD", "optim_conf": {"lr": 0.1},
+                                                     "optim_loss": "loss_enc"}}}, {"accum_grad": 2}),
 }
+GRAD_SYNC = {"single": "reducer", "multi": "explicit", "unused": "explicit"}
 MICRO_STEPS = 8
 GLOBAL_BATCH = 8
 
@@ -36,7 +40,7 @@ def run_scenario(name, rank, world_size, model):
         bx, by = x[rank * share:(rank + 1) * share], y[rank * share:(rank + 1) * share]
         ts.run(lambda m: m(bx, by), step)
         if step == 1:
-            first_grad = model.decoder.weight.grad.clone()
+            first_grad = None if model.decoder.weight.grad is None else model.decoder.weight.grad.clone()
     return ts, first_grad
 
 
@@ -48,7 +52,7 @@ def main(rank, world_size, init_file, out_dir):
             model = EncDec(seed=rank)  # different on each rank: DDP must broadcast rank 0's
             ts, first_grad = run_scenario(name, rank, world_size, model)
             torch.save({"state": model.state_dict(), "first_grad": first_grad,
-                        "skipped": {k: o.skipped for k, o in ts.optim_sches.items()}},
+                        "skipped": {k: o.skipped for k, o in ts.optim_sches.items()}, "grad_sync": ts.grad_sync},
                        f"{out_dir}/{name}_rank{rank}.pt")
     finally:
         dist.destroy_process_group()
