@@ -1,0 +1,137 @@
+"""``asr-average``: average a run's checkpoints into model.pt.avg{N}, as the run does at its end.
+
+    asr-average --run DIR [--num N] [--metric acc|loss]    the N best by the validation metric
+    asr-average --run DIR --last N                          the N newest
+    asr-average --run DIR --checkpoints P [P ...]           exactly these files
+    ... [--out PATH] [--export MODEL_DIR]
+
+N and the metric default to the run's own avg_nbest_model and avg_keep_nbest_models_type (kept in
+checkpoints.json). The result is written atomically, recorded in checkpoints.json, and announced
+by an ``average`` event in DIR/events.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from engine.checkpoint.manager import METRICS, CheckpointManager, metric_value, relative_path
+from engine.checkpoint.names import INDEX, parse_name
+from engine.checkpoint.storage import CheckpointError
+from engine.events import EventWriter
+from engine.utils.dist import usable_cpus
+
+DEFAULT_NUM = 10
+DEFAULT_METRIC = "acc"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr-average", description="Average checkpoints of a run into model.pt.avg{N}.")
+    parser.add_argument("--run", required=True, type=Path, help="run directory (output_dir)")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--num", type=int, help="average the N best by --metric "
+                        "(default: the run's avg_nbest_model)")
+    choice.add_argument("--last", type=int, metavar="N", help="average the N newest checkpoints")
+    choice.add_argument("--checkpoints", nargs="+", type=Path, metavar="P",
+                        help="average exactly these checkpoint files (in the run or elsewhere)")
+    parser.add_argument("--metric", choices=METRICS, help="validation metric recorded at save time "
+                        "for --num (default: the run's avg_keep_nbest_models_type)")
+    parser.add_argument("--out", type=Path, help="output file (default: RUN/model.pt.avg{N})")
+    parser.add_argument("--export", type=Path, metavar="MODEL_DIR",
+                        help="also write a loadable model directory with the averaged weights")
+    return parser
+
+
+def run_settings(run_dir: Path) -> dict:
+    """The run's keep/average settings as its trainer recorded them in checkpoints.json."""
+    try:
+        index = json.loads((run_dir / INDEX).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def explicit_entries(manager: CheckpointManager, paths: list[Path]) -> list[dict]:
+    """Index entries for the given files (found as given, or inside the run directory)."""
+    by_name = {e["path"]: e for e in manager.entries()}
+    entries, missing = [], []
+    for given in paths:
+        path = given if given.exists() or given.is_absolute() else manager.run_dir / given
+        if not path.is_file():
+            missing.append(str(given))
+            continue
+        known = by_name.get(relative_path(path, manager.run_dir))
+        if known is not None:
+            entries.append(known)
+        else:  # a file of another run, or a name the index does not know: order by its time
+            parsed = parse_name(path.name)
+            entries.append({"path": str(path.absolute()), "time": path.stat().st_mtime,
+                            "epoch": parsed.epoch if parsed else None,
+                            "step": parsed.step if parsed else None})
+    if missing:
+        raise CheckpointError(f"no such checkpoint file(s): {', '.join(missing)}")
+    return entries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run_dir: Path = args.run
+    if not run_dir.is_dir():
+        parser.error(f"--run {run_dir}: no such run directory")
+    for option in ("num", "last"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            parser.error(f"--{option} must be at least 1, not {value}")
+    torch.set_num_threads(usable_cpus())
+
+    settings = run_settings(run_dir)
+    try:
+        manager = CheckpointManager(
+            run_dir, keep_nbest_models=int(settings.get("keep_nbest_models", 1)),
+            avg_nbest_model=int(settings.get("avg_nbest_model", DEFAULT_NUM)),
+            metric=settings.get("metric", DEFAULT_METRIC))
+        if args.checkpoints:
+            chosen, how = explicit_entries(manager, args.checkpoints), "explicit"
+        elif args.last:
+            chosen, how = manager.last(args.last), "last"
+        else:
+            how = args.metric or manager.metric
+            chosen = manager.best(args.num or manager.avg_nbest_model, how)
+        wanted = len(args.checkpoints or []) or args.last or args.num or manager.avg_nbest_model
+        if not chosen:
+            raise CheckpointError(f"{run_dir} has no epoch or step checkpoints (model.pt.ep*) to average")
+        if len(chosen) < wanted:
+            print(f"asr-average: only {len(chosen)} checkpoints exist; averaging all of them",
+                  file=sys.stderr)
+        for entry in sorted(chosen, key=lambda e: e.get("time") or 0.0):
+            scores = ", ".join(f"{m} {metric_value(entry, m):.4f}" for m in METRICS
+                               if metric_value(entry, m) is not None)
+            print(f"  {entry['path']}" + (f"  ({scores})" if scores else ""))
+        result = manager.average_entries(chosen, how, out_path=args.out, progress=True)
+    except (CheckpointError, ValueError) as error:
+        print(f"asr-average: error: {error}", file=sys.stderr)
+        return 1
+    with EventWriter(run_dir / "events.jsonl") as events:
+        events.write("average", **result.to_event(run_dir))
+    print(f"averaged {len(result.sources)} checkpoints ({how}) into {result.path}")
+
+    if args.export:
+        from engine.decode.model_dir import ModelLoadError, export_model_dir  # only when asked
+
+        try:
+            exported = export_model_dir(run_dir, args.export, checkpoint=result.path)
+        except (ModelLoadError, CheckpointError) as error:
+            print(f"asr-average: error: export to {args.export} failed: {error}", file=sys.stderr)
+            return 1
+        print(f"exported a model directory to {exported}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
