@@ -30,7 +30,8 @@ SCHEDULERS: dict[str, type[OptimScheduler]] = {
 def _load_file(key: str, path: Path) -> object:
     if not path.is_file():
         raise OptimConfError(f"{key}: no such file {str(path)!r}")
-    module_name = f"_asr_user_optim_sche_{abs(hash(str(path.resolve())))}"
+    # keyed by path and modification time: an edited file is loaded afresh (the console's live preview)
+    module_name = f"_asr_user_optim_sche_{abs(hash((str(path.resolve()), path.stat().st_mtime_ns)))}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)

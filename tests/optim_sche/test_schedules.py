@@ -112,3 +112,41 @@ def test_bad_config_names_the_key(sche_type, conf, key):
     with pytest.raises(OptimConfError) as info:
         lr_curve({"main": entry}, 10)
     assert str(info.value).startswith(key)
+
+
+USER_SCHEDULE = '''
+from engine.optim_sche.abs import OptimScheduler
+from engine.optim_sche.checks import int_at_least
+
+
+class LinearDecayLr(OptimScheduler):
+    """lr(s) = lr * max(0, 1 - s / total_steps)."""
+
+    def sche_init(self, total_steps: int = 100):
+        self.total_steps = int_at_least(self.conf_key("total_steps"), total_steps, 1)
+
+    def update_lr(self, real_step):
+        return self.base_lr * max(0.0, 1 - real_step / self.total_steps)
+
+
+class NotOne:
+    pass
+'''
+
+
+def test_user_subclass_by_file_module_and_speechain_query(tmp_path, monkeypatch):
+    (tmp_path / "my_sche.py").write_text(USER_SCHEDULE)
+    by_file = lr_curve({"main": {"type": f"{tmp_path}/my_sche.py:LinearDecayLr",
+                                 "conf": {"optim_conf": {"lr": 1.0}, "total_steps": 4}}}, 4)
+    assert by_file["main"] == pytest.approx([0.75, 0.5, 0.25, 0.0])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    by_module = lr_curve({"main": {"type": "my_sche.LinearDecayLr", "conf": {"optim_conf": {"lr": 1.0}, "total_steps": 4}}}, 4)
+    assert by_module == by_file
+    speechain = lr_curve({"main": {"type": "noam.NoamLr", "conf": {"optim_conf": {"lr": 1.0}, "warmup_steps": 2}}}, 3)
+    assert speechain["main"] == pytest.approx([0.5, 1.0, (2 / 3) ** 0.5])
+    with pytest.raises(OptimConfError, match="does not name an OptimScheduler subclass"):
+        lr_curve({"main": {"type": f"{tmp_path}/my_sche.py:NotOne", "conf": {"optim_conf": {"lr": 1.0}}}}, 4)
+    with pytest.raises(OptimConfError, match="no such file"):
+        lr_curve({"main": {"type": f"{tmp_path}/missing.py:X", "conf": {"optim_conf": {"lr": 1.0}}}}, 4)
+    with pytest.raises(OptimConfError, match="total_step: unknown key for LinearDecayLr"):
+        lr_curve({"main": {"type": f"{tmp_path}/my_sche.py:LinearDecayLr", "conf": {"optim_conf": {"lr": 1.0}, "total_step": 4}}}, 4)
