@@ -1,0 +1,130 @@
+"""asr-average end to end on run directories with small state dicts."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.checkpoint import CheckpointManager, load_checkpoint, save_checkpoint
+from engine.checkpoint.cli import main
+from engine.events import read_events, validate_event
+
+ACCS = [0.50, 0.90, 0.60, 0.80, 0.70]
+
+
+@pytest.fixture
+def run_dir(tmp_path, make_state):
+    """A run that saved five epoch checkpoints with validation metrics, avg_nbest_model 3."""
+    run = tmp_path / "exp" / "run"
+    manager = CheckpointManager(run, keep_nbest_models=10, avg_nbest_model=3, metric="acc")
+    for epoch, acc in enumerate(ACCS, start=1):
+        manager.save(make_state(epoch, batches_tracked=epoch), epoch=epoch,
+                     metrics={"acc": acc, "loss": 2.0 - acc})
+    return run
+
+
+def hand_average(epochs, key="0.weight"):
+    from tests.checkpoint.conftest import training_state
+
+    return sum(training_state(e)["model"][key].double() for e in epochs) / len(epochs)
+
+
+def last_event(run):
+    event = read_events(run / "events.jsonl")[-1]
+    assert validate_event(event) == []
+    return event
+
+
+def test_default_is_the_runs_own_nbest(run_dir, capsys):
+    assert main(["--run", str(run_dir)]) == 0
+    averaged = load_checkpoint(run_dir / "model.pt.avg3")
+    assert torch.equal(averaged["model"]["0.weight"], hand_average([2, 4, 5]).float())
+    assert averaged["model"]["1.num_batches_tracked"].item() == 5  # from the newest of the three
+    assert averaged["metric"] == "acc"
+    assert [s["epoch"] for s in averaged["sources"]] == [2, 4, 5]
+    event = last_event(run_dir)
+    assert event["event"] == "average" and event["path"] == "model.pt.avg3"
+    assert event["sources"] == ["model.pt.ep2", "model.pt.ep4", "model.pt.ep5"] and event["metric"] == "acc"
+    index = json.loads((run_dir / "checkpoints.json").read_text())
+    assert [a["path"] for a in index["averages"]] == ["model.pt.avg3"]
+    assert index["keep_nbest_models"] == 10  # the run's settings survive the CLI's rewrite
+    out = capsys.readouterr().out
+    assert "model.pt.ep2  (acc 0.9000, loss 1.1000)" in out and "into" in out
+
+
+def test_num_metric_last_and_out(run_dir, tmp_path):
+    assert main(["--run", str(run_dir), "--num", "2", "--metric", "loss"]) == 0
+    assert [s["epoch"] for s in load_checkpoint(run_dir / "model.pt.avg2")["sources"]] == [2, 4]
+    assert main(["--run", str(run_dir), "--last", "2", "--out", str(tmp_path / "elsewhere.pt")]) == 0
+    averaged = load_checkpoint(tmp_path / "elsewhere.pt")
+    assert torch.equal(averaged["model"]["0.weight"], hand_average([4, 5]).float())
+    assert averaged["metric"] == "last"
+    assert last_event(run_dir)["path"] == str(tmp_path / "elsewhere.pt")
+
+
+def test_explicit_checkpoints_inside_and_outside_the_run(run_dir, tmp_path, make_state, monkeypatch):
+    outside = tmp_path / "other" / "model.pt.ep9"
+    outside.parent.mkdir()
+    save_checkpoint(outside, make_state(9, batches_tracked=9))
+    monkeypatch.chdir(tmp_path)
+    assert main(["--run", str(run_dir), "--checkpoints", str(run_dir / "model.pt.ep1"), "model.pt.ep3",
+                 "other/model.pt.ep9"]) == 0
+    averaged = load_checkpoint(run_dir / "model.pt.avg3")
+    assert torch.equal(averaged["model"]["0.weight"], hand_average([1, 3, 9]).float())
+    assert averaged["model"]["1.num_batches_tracked"].item() == 9  # newest file: the one written last
+    event = last_event(run_dir)
+    assert event["metric"] == "explicit"
+    assert event["sources"] == ["model.pt.ep1", "model.pt.ep3", str(outside)]
+
+
+def test_errors_name_the_problem(run_dir, tmp_path, capsys):
+    assert main(["--run", str(run_dir), "--checkpoints", "model.pt.ep1", "model.pt.ep42"]) == 1
+    assert "no such checkpoint file(s): model.pt.ep42" in capsys.readouterr().err
+    (run_dir / "model.pt.ep2").write_bytes(b"torn")
+    assert main(["--run", str(run_dir), "--num", "2"]) == 1
+    assert f"checkpoint {run_dir / 'model.pt.ep2'} is unreadable" in capsys.readouterr().err
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    assert main(["--run", str(empty)]) == 1
+    assert "has no epoch or step checkpoints" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--run", str(tmp_path / "nope")])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["--run", str(run_dir), "--last", "0"])
+    assert not (run_dir / "model.pt.avg2").exists()
+
+
+def test_installed_command(run_dir):
+    command = Path(sys.executable).parent / "asr-average"
+    argv = [str(command)] if command.exists() else [sys.executable, "-m", "engine.checkpoint.cli"]
+    out = subprocess.run(argv + ["--run", str(run_dir), "--num", "4"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (run_dir / "model.pt.avg4").is_file()
+    assert "averaging" in out.stderr  # the progress bar
+
+
+def test_export_writes_a_loadable_model_dir(tmp_path):
+    from engine.decode.model_dir import load_asr
+    from tests.decode.toy import build_toy_run
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        toy = build_toy_run(tmp_path / "run", steps=1, train_utterances=4)
+    finally:
+        torch.set_num_threads(threads)
+    run = toy["run_dir"]
+    manager = CheckpointManager(run, keep_nbest_models=5, avg_nbest_model=2, metric="acc")
+    weights = toy["model"].state_dict()
+    for epoch in (1, 2):
+        shifted = {k: v + epoch if v.is_floating_point() else v for k, v in weights.items()}
+        manager.save({"model": shifted}, epoch=epoch, metrics={"acc": 0.1 * epoch})
+    assert main(["--run", str(run), "--export", str(tmp_path / "model_dir")]) == 0
+    model, _, _, _ = load_asr(tmp_path / "model_dir", "cpu")
+    name, param = next((k, v) for k, v in model.state_dict().items() if v.is_floating_point())
+    assert torch.allclose(param, weights[name] + 1.5)
