@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from engine.optim_sche.checks import int_at_least, number
+from engine.optim_sche.checks import int_at_least, number, yaml_float_hint
 from engine.optim_sche.conf import FUNASR_OPTIMS, WARMUP_FROM_CHOICES, OptimConfError
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,6 @@ class OptimScheduler(ABC):
         self.updates = 0
         self.skipped = 0
         self.last_grad_norm: float | None = None
-        self.model = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.params: list[torch.nn.Parameter] = []
         self.param_names: list[str] = []
@@ -161,7 +160,6 @@ class OptimScheduler(ABC):
     # ----- parameters -----------------------------------------------------------------------
     def _build_optimizer(self, key: str, model: torch.nn.Module) -> None:
         model = getattr(model, "module", model) if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-        self.model = model
         trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if self.updated_modules is None:
             named = trainable
@@ -199,7 +197,8 @@ class OptimScheduler(ABC):
         try:
             self.optimizer = self.optim_class(param_groups, **self.optim_conf)
         except (TypeError, ValueError) as exc:
-            raise OptimConfError(f"{key}.optim_conf: {self.optim_class.__name__} rejects {self.optim_conf!r}: {exc}") from None
+            hints = "".join(yaml_float_hint(v) for v in self.optim_conf.values())
+            raise OptimConfError(f"{key}.optim_conf: {self.optim_class.__name__} rejects {self.optim_conf!r}: {exc}{hints}") from None
 
     # ----- stepping -------------------------------------------------------------------------
     def real_step(self, step_num: int) -> int:

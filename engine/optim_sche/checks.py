@@ -13,10 +13,21 @@ def int_at_least(key: str, value, minimum: int) -> int:
     return value
 
 
+def yaml_float_hint(value) -> str:
+    """PyYAML reads ``1e-3`` (no dot) as text: say so, since the value looks right to the user."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-3)"
+    return ""
+
+
 def number(key: str, value, minimum: float | None = None, above: float | None = None,
            maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise OptimConfError(f"{key}: must be a finite number, got {value!r}")
+        raise OptimConfError(f"{key}: must be a finite number, got {value!r}{yaml_float_hint(value)}")
     if minimum is not None and value < minimum:
         raise OptimConfError(f"{key}: must be ≥ {minimum}, got {value!r}")
     if above is not None and value <= above:

@@ -90,7 +90,7 @@ class TrainStep:
             self.grad_sync = "probe" if len(optim_sches) == 1 and only.covers_model else "explicit"
             self.model = DistributedDataParallel(
                 self.module,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                device_ids=[self.device.index] if self.device.type == "cuda" and self.device.index is not None else None,
                 find_unused_parameters=bool(train_conf.get("find_unused_parameters", False)),
             )
         self.last_step_num = 0
@@ -166,8 +166,9 @@ class TrainStep:
         wanting = [name for name, o in self.optim_sches.items() if o.warmup_from == "init"]
         if wanting and init_real_step is None:
             raise ValueError(
-                f"optim_sches.{wanting[0]}.conf.warmup_from: 'init' needs the init checkpoint's step, "
-                f"but train_conf.init_param holds no optimiser state (use warmup_from: zero)"
+                f"optim_sches.{wanting[0]}.conf.warmup_from: 'init' continues the schedule from the step "
+                f"recorded in train_conf.init_param's checkpoint, but there is no init_param or it records "
+                f"no optimiser step (averaged or foreign weights); use warmup_from: zero"
             )
         for optim_sche in self.optim_sches.values():
             optim_sche.set_init_step(init_real_step or 0)

@@ -178,7 +178,7 @@ def test_warmup_from_init_continues_the_schedule_and_zero_restarts_it():
         assert res.lrs["main"] == pytest.approx(0.5 * 1e-3 * expected_real_step / 1000)
     model = EncDec()
     ts = TrainStep(model, build_optim_sches(conf, model, {"warmup_from": "init"}), {}, "cpu")
-    with pytest.raises(ValueError, match="warmup_from: 'init' needs the init checkpoint's step"):
+    with pytest.raises(ValueError, match="warmup_from: 'init' continues the schedule from the step recorded"):
         ts.set_init_step(None)
 
 
