@@ -156,13 +156,16 @@ class CheckpointManager:
              kind: str | None = None) -> SaveResult:
         """Write ``model.pt.ep{epoch}`` (kind "epoch") or ``model.pt.ep{epoch}.{step}`` (kind
         "step"; the default when ``step`` is given) and make ``model.pt`` the same state, index
-        it with ``metrics`` (validation metrics at save time), then apply keep-n-best."""
+        it with ``metrics`` (validation metrics at save time), then apply keep-n-best. An epoch
+        checkpoint without ``step`` records ``state["step"]`` when the state has one."""
         kind = kind or ("step" if step is not None else "epoch")
         if kind not in ("epoch", "step"):
             raise ValueError(f"kind must be 'epoch' or 'step', not {kind!r}")
         if kind == "step" and step is None:
             raise ValueError("a step checkpoint needs its step")
         name = step_name(epoch, step) if kind == "step" else epoch_name(epoch)
+        if step is None and isinstance(state.get("step"), int):
+            step = state["step"]  # an epoch checkpoint still records the global step it was at
         meta = {"kind": kind, "epoch": int(epoch), "step": None if step is None else int(step),
                 "metrics": _plain_metrics(metrics), "time": time.time()}
         path = self.run_dir / name

@@ -43,6 +43,13 @@ def test_save_writes_named_file_latest_and_index(tmp_path, make_state):
     assert index["metric"] == "acc" and index["keep_nbest_models"] == 5
 
 
+def test_epoch_checkpoint_records_the_states_step(tmp_path, make_state):
+    manager = CheckpointManager(tmp_path, keep_nbest_models=5, avg_nbest_model=0, metric="acc")
+    result = manager.save({**make_state(1), "step": 1234}, epoch=2)
+    assert result.path.name == "model.pt.ep2"
+    assert (result.entry["kind"], result.entry["step"]) == ("epoch", 1234)
+
+
 def test_latest_outlives_deleted_named_checkpoint(tmp_path, make_state):
     manager = CheckpointManager(tmp_path, keep_nbest_models=1, avg_nbest_model=0, metric="acc")
     manager.save(make_state(1), epoch=1, metrics={"acc": 0.9})
