@@ -10,19 +10,20 @@ re-running with the same arguments is instant and an interrupted run is redone.
 
 from __future__ import annotations
 
-import io
 import json
 import multiprocessing
 import random
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile
+import torch
+import torchaudio
 from tqdm import tqdm
 
 from engine.data.demo_text import make_sentence, script_segments
+from engine.data.espeak import make_synthesizer
 from engine.utils.fileio import atomic_write_text
 
 FS = 16000
@@ -34,6 +35,7 @@ PITCH_RANGE = (35, 70)
 GAP_SECONDS = 0.05  # pause between a Mandarin and an English run
 EDGE_SECONDS = 0.1  # silence kept before and after each utterance
 SILENCE_THRESHOLD = 1e-3
+SHARD_SIZE = 40  # utterances per worker process
 STAMP = ".demo_complete.json"
 STAMP_VERSION = 1
 
@@ -64,55 +66,49 @@ def plan_corpus(num_train: int, seed: int) -> list[dict]:
     return plan
 
 
-def espeak(text: str, language: str, variant: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
-    """Speak ``text``; returns (float32 samples, sample rate)."""
-    command = ["espeak-ng", "-v", f"{ESPEAK_VOICES[language]}+{variant}", "-s", str(rate), "-p", str(pitch),
-               "--stdout", text]
-    try:
-        result = subprocess.run(command, capture_output=True, check=True)
-    except FileNotFoundError as error:
-        raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)") from error
-    except subprocess.CalledProcessError as error:
-        raise RuntimeError(f"espeak-ng failed on {text!r}: {error.stderr.decode(errors='replace')}") from error
-    samples, rate_hz = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
-    return samples, rate_hz
-
-
 def _trim(samples: np.ndarray) -> np.ndarray:
     loud = np.nonzero(np.abs(samples) > SILENCE_THRESHOLD)[0]
     return samples[loud[0]: loud[-1] + 1] if loud.size else samples[:0]
 
 
-def synthesize(item: dict, path: Path) -> int:
-    """Write the utterance ``item`` as 16 kHz int16 wav at ``path``; returns its number of samples."""
-    import torch
-    import torchaudio
+def synthesize_shard(jobs: list[tuple[dict, str]], synthesizer) -> list[tuple[str, int]]:
+    """Write each (item, path) as 16 kHz int16 wav; returns (key, number of samples) per item.
 
-    pieces = []
-    for language, text in script_segments(item["text"]):
-        samples, rate_hz = espeak(text, language, item["variant"], item["rate"][language], item["pitch"])
-        pieces.append(_trim(samples))
+    Runs are spoken grouped by language, because switching espeak-ng between Mandarin
+    and English reloads its dictionary, which costs more than speaking a sentence.
+    """
+    runs = []
+    for item_index, (item, _) in enumerate(jobs):
+        for run_index, (language, text) in enumerate(script_segments(item["text"])):
+            runs.append((language, item_index, run_index, text))
+    spoken: dict[tuple[int, int], np.ndarray] = {}
+    for language, item_index, run_index, text in sorted(runs):
+        item = jobs[item_index][0]
+        voice = f"{ESPEAK_VOICES[language]}+{item['variant']}"
+        samples = synthesizer.speak(text, voice, item["rate"][language], item["pitch"])
+        spoken[item_index, run_index] = _trim(samples.astype(np.float32) / 32768.0)
+    rate_hz = synthesizer.sample_rate
+    resample = torchaudio.transforms.Resample(rate_hz, FS)
     gap = np.zeros(int(GAP_SECONDS * rate_hz), dtype=np.float32)
     edge = np.zeros(int(EDGE_SECONDS * rate_hz), dtype=np.float32)
-    joined = [edge]
-    for index, piece in enumerate(pieces):
-        joined.extend([gap, piece] if index else [piece])
-    joined.append(edge)
-    wave = torch.from_numpy(np.concatenate(joined))
-    wave = torchaudio.functional.resample(wave, rate_hz, FS).clamp(-1.0, 1.0)
-    soundfile.write(str(path), wave.numpy(), FS, subtype="PCM_16")
-    return wave.numel()
+    written = []
+    for item_index, (item, path) in enumerate(jobs):
+        pieces = [spoken[key] for key in sorted(k for k in spoken if k[0] == item_index)]
+        joined = [edge]
+        for index, piece in enumerate(pieces):
+            joined.extend([gap, piece] if index else [piece])
+        joined.append(edge)
+        wave = resample(torch.from_numpy(np.concatenate(joined))).clamp(-1.0, 1.0)
+        soundfile.write(path, wave.numpy(), FS, subtype="PCM_16")
+        written.append((item["key"], wave.numel()))
+    return written
 
 
-def _worker_init() -> None:
-    import torch
-
+def _synthesize_shard_in_fresh_process(jobs: list[tuple[dict, str]]) -> list[tuple[str, int]]:
+    """Pool task, one fresh process per shard: libespeak-ng keeps state between utterances,
+    so a shard's audio then depends on the shard alone, not on how shards met workers."""
     torch.set_num_threads(1)
-
-
-def _synthesize_job(job: tuple[dict, str]) -> tuple[str, int]:
-    item, path = job
-    return item["key"], synthesize(item, Path(path))
+    return synthesize_shard(jobs, make_synthesizer())
 
 
 def _read_stamp(out_dir: Path) -> dict | None:
@@ -146,12 +142,13 @@ def make_demo_corpus(out_dir, num_train: int = 3000, seed: int = 0, progress: bo
     for split in split_sizes(num_train):
         (out_dir / split / "wav").mkdir(parents=True, exist_ok=True)
     jobs = [(item, str(out_dir / item["split"] / "wav" / f"{item['key']}.wav")) for item in plan]
+    shards = [jobs[start: start + SHARD_SIZE] for start in range(0, len(jobs), SHARD_SIZE)]
     samples: dict[str, int] = {}
-    with multiprocessing.get_context("fork").Pool(num_workers, initializer=_worker_init) as pool:
-        results = pool.imap(_synthesize_job, jobs, chunksize=8)
-        for key, count in tqdm(results, total=len(jobs), desc="synthesising demo corpus", unit="utt",
-                               disable=not progress):
-            samples[key] = count
+    with tqdm(total=len(jobs), desc="synthesising demo corpus", unit="utt", disable=not progress) as bar:
+        with multiprocessing.get_context("fork").Pool(num_workers, maxtasksperchild=1) as pool:
+            for results in pool.imap(_synthesize_shard_in_fresh_process, shards):
+                samples.update(results)
+                bar.update(len(results))
     _write_lists(out_dir, plan, samples)
     stamp = {"version": STAMP_VERSION, "num_train": num_train, "seed": seed,
              "utterances": {split: n for split, n in split_sizes(num_train).items()},

@@ -1,0 +1,181 @@
+"""Data command-line tools: ``asr-data demo|stats``, ``scp2jsonl``, ``jsonl2scp``.
+
+``scp2jsonl`` and ``jsonl2scp`` accept FunASR's syntax
+(``++scp_file_list='["wav.scp", "text.txt"]' ++data_type_list='["source", "target"]'
+++jsonl_file_out=train.jsonl``) as well as ordinary ``--flags``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+
+import yaml
+
+from engine.data.lists import DataError
+
+
+def _funasr_overrides(argv: list[str]) -> tuple[dict, list[str]]:
+    """Split ``++key=value`` arguments (values read as YAML, so JSON lists work) from the rest."""
+    overrides, rest = {}, []
+    for arg in argv:
+        if arg.startswith("++") and "=" in arg:
+            key, _, value = arg[2:].partition("=")
+            try:
+                overrides[key] = yaml.safe_load(value) if value else ""
+            except yaml.YAMLError as error:
+                raise SystemExit(f"error: cannot parse {arg!r}: {error}") from error
+        else:
+            rest.append(arg)
+    return overrides, rest
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _conversion_args(argv, prog: str, file_flag: str, description: str) -> argparse.Namespace:
+    overrides, rest = _funasr_overrides(list(sys.argv[1:] if argv is None else argv))
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--scp-file-list", nargs="+", help="Kaldi tables, e.g. wav.scp text")
+    parser.add_argument("--data-type-list", nargs="+", help="field of each table, e.g. source target")
+    parser.add_argument(f"--{file_flag.replace('_', '-')}", dest=file_flag, help="the jsonl list")
+    parser.add_argument("--strict", action="store_true", help="fail on the first bad entry instead of skipping it")
+    args = parser.parse_args(rest)
+    known = {"scp_file_list", "data_type_list", file_flag, "strict"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        parser.error(f"unknown option(s) {', '.join('++' + k for k in unknown)}; known: "
+                     f"{', '.join('++' + k for k in sorted(known))}")
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    if not args.scp_file_list or not getattr(args, file_flag):
+        parser.error(f"give the tables (--scp-file-list or ++scp_file_list) and the list (++{file_flag})")
+    args.scp_file_list = [str(p) for p in _as_list(args.scp_file_list)]
+    args.data_type_list = [str(t) for t in _as_list(args.data_type_list or ["source", "target"])]
+    return args
+
+
+def _finish(report) -> int:
+    print(report.format(), file=sys.stderr)
+    return 0
+
+
+def scp2jsonl_main(argv: list[str] | None = None) -> int:
+    from engine.data.scp import scp_to_jsonl
+
+    args = _conversion_args(argv, "scp2jsonl", "jsonl_file_out",
+                            "Join Kaldi tables (wav.scp, text) into a FunASR jsonl list.")
+    try:
+        report = scp_to_jsonl(args.scp_file_list, args.data_type_list, args.jsonl_file_out, strict=args.strict)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return _finish(report)
+
+
+def jsonl2scp_main(argv: list[str] | None = None) -> int:
+    from engine.data.scp import jsonl_to_scp
+
+    args = _conversion_args(argv, "jsonl2scp", "jsonl_file_in",
+                            "Split a FunASR jsonl list into Kaldi tables (wav.scp, text).")
+    try:
+        report = jsonl_to_scp(args.jsonl_file_in, args.scp_file_list, args.data_type_list, strict=args.strict)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return _finish(report)
+
+
+def list_stats(paths: list[str], strict: bool = False, progress: bool = True) -> tuple[dict, object]:
+    """Utterances, hours, durations and token counts of the lists, with their problems report."""
+    from engine.data.lists import read_jsonl
+    from engine.data.report import DataReport
+    from engine.data.tokenizer import split_units
+
+    report = DataReport(name=", ".join(paths))
+    durations: list[float] = []
+    units: Counter = Counter()
+    for path in paths:
+        entries, list_report = read_jsonl(path, strict=strict, progress=progress)
+        report.merge(list_report)
+        durations.extend(int(e["source_len"]) / 100.0 for e in entries)
+        for entry in entries:
+            units.update(split_units(entry["target"]))
+    stats = {
+        "utterances": report.utterances,
+        "hours": round(report.hours, 4),
+        "duration_s": {"min": min(durations, default=0.0), "mean": sum(durations) / max(len(durations), 1),
+                       "max": max(durations, default=0.0)},
+        "tokens": sum(units.values()),
+        "distinct_tokens": len(units),
+        "dropped": dict(report.dropped),
+        "notes": dict(report.notes),
+    }
+    return {"stats": stats, "durations": durations}, report
+
+
+def _histogram(durations: list[float], color: bool) -> str:
+    import plotext
+
+    figure = plotext.figure
+    figure.clear()
+    figure.draw(figure.hist(durations, bins=30))
+    figure.title("utterance duration (s)")
+    figure.plot_size(70, 15)
+    text = str(figure.build())
+    return text if color else plotext.uncolorize(text)
+
+
+def _stats_command(args) -> int:
+    try:
+        result, report = list_stats(args.lists, strict=args.strict, progress=not args.json)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    stats = result["stats"]
+    if args.json:
+        print(json.dumps({**stats, "problems": [p.to_dict() for p in report.problems]}, ensure_ascii=False))
+        return 0
+    print(report.format())
+    duration = stats["duration_s"]
+    print(f"utterances: {stats['utterances']}")
+    print(f"hours: {stats['hours']:.3f}")
+    print(f"duration min/mean/max: {duration['min']:.2f} / {duration['mean']:.2f} / {duration['max']:.2f} s")
+    print(f"tokens (CJK characters and words): {stats['tokens']}, distinct: {stats['distinct_tokens']}")
+    if result["durations"]:
+        print(_histogram(result["durations"], color=sys.stdout.isatty()))
+    return 0
+
+
+def _demo_command(args) -> int:
+    from engine.data.demo import make_demo_corpus
+
+    out = make_demo_corpus(args.out, num_train=args.num_train, seed=args.seed, progress=True,
+                           num_workers=args.num_workers)
+    print(f"demo corpus ready: {out}/train.jsonl, valid.jsonl, test.jsonl")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="asr-data", description="Data lists: demo corpus and statistics.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="synthesise the demo corpus with espeak-ng")
+    demo.add_argument("--out", required=True, help="corpus directory (made if missing)")
+    demo.add_argument("--num-train", type=int, default=3000, help="training utterances (default 3000)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--num-workers", type=int, default=2, help="synthesis processes (default 2)")
+    demo.set_defaults(run=_demo_command)
+    stats = commands.add_parser("stats", help="utterances, hours, durations, tokens and problems of lists")
+    stats.add_argument("lists", nargs="+", help="jsonl lists")
+    stats.add_argument("--strict", action="store_true", help="fail on the first bad entry")
+    stats.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    stats.set_defaults(run=_stats_command)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
