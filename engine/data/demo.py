@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import torch
-import torchaudio
 from tqdm import tqdm
 
 from engine.data.demo_text import make_sentence, script_segments
@@ -87,6 +85,9 @@ def synthesize_shard(jobs: list[tuple[dict, str]], synthesizer) -> list[tuple[st
         voice = f"{ESPEAK_VOICES[language]}+{item['variant']}"
         samples = synthesizer.speak(text, voice, item["rate"][language], item["pitch"])
         spoken[item_index, run_index] = _trim(samples.astype(np.float32) / 32768.0)
+    import torch
+    import torchaudio
+
     rate_hz = synthesizer.sample_rate
     resample = torchaudio.transforms.Resample(rate_hz, FS)
     gap = np.zeros(int(GAP_SECONDS * rate_hz), dtype=np.float32)
@@ -107,6 +108,8 @@ def synthesize_shard(jobs: list[tuple[dict, str]], synthesizer) -> list[tuple[st
 def _synthesize_shard_in_fresh_process(jobs: list[tuple[dict, str]]) -> list[tuple[str, int]]:
     """Pool task, one fresh process per shard: libespeak-ng keeps state between utterances,
     so a shard's audio then depends on the shard alone, not on how shards met workers."""
+    import torch
+
     torch.set_num_threads(1)
     return synthesize_shard(jobs, make_synthesizer())
 
@@ -142,6 +145,8 @@ def make_demo_corpus(out_dir, num_train: int = 3000, seed: int = 0, progress: bo
     for split in split_sizes(num_train):
         (out_dir / split / "wav").mkdir(parents=True, exist_ok=True)
     jobs = [(item, str(out_dir / item["split"] / "wav" / f"{item['key']}.wav")) for item in plan]
+    import torchaudio  # noqa: F401  imported once here, inherited by every forked worker
+
     shards = [jobs[start: start + SHARD_SIZE] for start in range(0, len(jobs), SHARD_SIZE)]
     samples: dict[str, int] = {}
     with tqdm(total=len(jobs), desc="synthesising demo corpus", unit="utt", disable=not progress) as bar:
