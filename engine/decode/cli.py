@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma list of lowercase, punctuation, nfkc, or 'none' (default: all three)")
     parser.add_argument("--text", help="Kaldi text file with references (for a wav.scp or audio input)")
     parser.add_argument("--num-workers", type=int, default=0, help="processes computing features")
+    parser.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: every usable core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print("asr-decode: --beam and --batch-size must be at least 1", file=sys.stderr)
         return 2
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    torch.set_num_threads(usable_cpus())
+    torch.set_num_threads(args.num_threads or usable_cpus())
     try:
         model, frontend, tokenizer, config = load_asr(args.model, device)
         entries, report = read_inputs(args.input, args.text, progress=not args.no_progress)

@@ -20,7 +20,7 @@ def toy_run(tmp_path_factory):
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        toy = build_toy_run(tmp_path_factory.mktemp("toy_run"), steps=120, train_utterances=24)
+        toy = build_toy_run(tmp_path_factory.mktemp("toy_run"), steps=100, train_utterances=16)
     finally:
         torch.set_num_threads(previous)
     toy["train_batch"] = pad_batch(features(toy["frontend"], toy["train_list"]), toy["tokenizer"])

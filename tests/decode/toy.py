@@ -21,7 +21,7 @@ from engine.utils.fileio import atomic_torch_save, atomic_write_text
 
 FS = 16000
 UNITS = list("一二三四五六七八")
-TONE_SECONDS, GAP_SECONDS = 0.16, 0.06
+TONE_SECONDS, GAP_SECONDS = 0.12, 0.04
 ENCODER_CONF = dict(output_size=32, attention_heads=2, linear_units=64, num_blocks=2, cnn_module_kernel=5,
                     dropout_rate=0.0, positional_dropout_rate=0.0, input_layer="conv2d")
 DECODER_CONF = dict(attention_heads=2, linear_units=64, num_blocks=1, dropout_rate=0.0,
