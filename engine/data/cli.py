@@ -16,6 +16,8 @@ import yaml
 
 from engine.data.lists import DataError
 
+HISTOGRAM_BINS = 20
+
 
 def _funasr_overrides(argv: list[str]) -> tuple[dict, list[str]]:
     """Split ``++key=value`` arguments (values read as YAML, so JSON lists work) from the rest."""
@@ -89,6 +91,16 @@ def jsonl2scp_main(argv: list[str] | None = None) -> int:
     return _finish(report)
 
 
+def duration_histogram(durations: list[float], bins: int = HISTOGRAM_BINS) -> dict:
+    """{"edges": bins + 1 bounds in seconds, "counts": utterances per bin} (what the console draws)."""
+    import numpy
+
+    if not durations:
+        return {"edges": [], "counts": []}
+    counts, edges = numpy.histogram(durations, bins=bins)
+    return {"edges": [round(float(e), 3) for e in edges], "counts": [int(c) for c in counts]}
+
+
 def list_stats(paths: list[str], strict: bool = False, progress: bool = True) -> tuple[dict, object]:
     """Utterances, hours, durations and token counts of the lists, with their problems report."""
     from engine.data.lists import read_jsonl
@@ -107,11 +119,14 @@ def list_stats(paths: list[str], strict: bool = False, progress: bool = True) ->
     stats = {
         "utterances": report.utterances,
         "hours": round(report.hours, 4),
+        "seconds": round(report.seconds, 2),
         "duration_s": {"min": min(durations, default=0.0), "mean": sum(durations) / max(len(durations), 1),
                        "max": max(durations, default=0.0)},
+        "duration_histogram": duration_histogram(durations),
         "tokens": sum(units.values()),
         "distinct_tokens": len(units),
         "dropped": dict(report.dropped),
+        "num_dropped": report.num_dropped,
         "notes": dict(report.notes),
     }
     return {"stats": stats, "durations": durations}, report

@@ -71,3 +71,6 @@ def test_stats_prints_counts_histogram_and_problems(small_corpus, tmp_path, caps
     assert main(["stats", "--json", str(small_corpus / "test.jsonl")]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["utterances"] == 20 and 0 < stats["hours"] < 0.1 and stats["dropped"] == {}
+    assert stats["num_dropped"] == 0 and stats["seconds"] == pytest.approx(stats["hours"] * 3600, abs=1)
+    histogram = stats["duration_histogram"]
+    assert len(histogram["edges"]) == len(histogram["counts"]) + 1 and sum(histogram["counts"]) == 20
