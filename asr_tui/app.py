@@ -39,7 +39,7 @@ REAP_SECONDS = 2.0
 class AsrTuiApp(App):
     """Runs list at the bottom of the stack; setup, presets, monitor and checkpoints above it."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "asr-tui"
     BINDINGS = [
         Binding("q", "quit", "Quit"),

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SUMMARY = "summary.json"
-# Per-utterance scores: one JSON object per line (key, ref, hyp and edit counts).
-PER_UTTERANCE = ("utterances.jsonl", "per_utt.jsonl", "results.jsonl")
+# Per utterance: {"key", "ref", "hyp", "char": {errors, length, ...}, "word": {...}} per line.
+PER_UTTERANCE = "utt_scores.jsonl"
 
 
 class DecodeResultError(ValueError):
@@ -36,18 +36,11 @@ class DecodeResult:
     skipped_lines: int = 0
 
 
-def _errors(entry: dict) -> int:
-    for key in ("errors", "edits", "char_errors", "cer_errors"):
-        if isinstance(entry.get(key), int):
-            return entry[key]
-    return sum(int(entry.get(k, 0) or 0) for k in ("substitutions", "deletions", "insertions"))
-
-
-def _units(entry: dict) -> int:
-    for key in ("units", "ref_units", "ref_len", "length", "chars"):
-        if isinstance(entry.get(key), int):
-            return entry[key]
-    return len(str(entry.get("ref", entry.get("reference", ""))).replace(" ", ""))
+def _counts(entry: dict) -> tuple[int, int]:
+    """(character errors, reference characters) of one utt_scores.jsonl row."""
+    chars = entry.get("char") if isinstance(entry.get("char"), dict) else {}
+    errors, length = chars.get("errors"), chars.get("length")
+    return (errors if isinstance(errors, int) else 0, length if isinstance(length, int) else 0)
 
 
 def read_decode_result(out_dir: Path, worst: int = 20) -> DecodeResult:
@@ -62,8 +55,8 @@ def read_decode_result(out_dir: Path, worst: int = 20) -> DecodeResult:
     if not isinstance(summary, dict):
         raise DecodeResultError(f"{path}: expected a JSON object")
     result = DecodeResult(out_dir=out_dir, summary=summary)
-    per_utt = next((out_dir / name for name in PER_UTTERANCE if (out_dir / name).exists()), None)
-    if per_utt is None:
+    per_utt = out_dir / PER_UTTERANCE
+    if not per_utt.exists():
         return result
     scores = []
     with open(per_utt, encoding="utf-8", errors="replace") as handle:
@@ -78,12 +71,9 @@ def read_decode_result(out_dir: Path, worst: int = 20) -> DecodeResult:
             if not isinstance(entry, dict):
                 result.skipped_lines += 1
                 continue
-            scores.append(UtteranceScore(
-                key=str(entry.get("key", "")),
-                ref=str(entry.get("ref", entry.get("reference", ""))),
-                hyp=str(entry.get("hyp", entry.get("hypothesis", entry.get("text", "")))),
-                errors=_errors(entry), units=_units(entry),
-            ))
+            errors, units = _counts(entry)
+            scores.append(UtteranceScore(key=str(entry.get("key", "")), ref=str(entry.get("ref", "")),
+                                         hyp=str(entry.get("hyp", "")), errors=errors, units=units))
     scores.sort(key=lambda s: (s.errors, s.error_rate), reverse=True)
     result.worst = scores[:worst]
     return result

@@ -1,0 +1,127 @@
+"""Checkpoints screen: listing, n-best marks, averaging, decoding and resume, with stand-in tools."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Static
+
+from asr_tui.app import AsrTuiApp
+from asr_tui.checkpoint_list import list_checkpoints, nbest
+from asr_tui.messages import ResumeRequested
+from asr_tui.screens import checkpoints as checkpoints_module
+from asr_tui.screens.checkpoints import CheckpointsScreen
+from asr_tui.screens.confirm import ConfirmScreen
+from asr_tui.screens.decode_dialog import DecodeDialog
+from tests.tui.runfactory import finished_run
+from tests.tui.test_monitor_app import screen_text, text_of, wait_for
+
+FAKE_TOOLS = Path(__file__).with_name("fake_tools.py")
+
+
+@pytest.fixture
+def fake_tools(monkeypatch):
+    monkeypatch.setattr(checkpoints_module, "tool_argv",
+                        lambda name, *args: [sys.executable, str(FAKE_TOOLS), name, *args])
+
+
+def test_list_merges_index_events_and_files(tmp_path):
+    run = finished_run(tmp_path)
+    (run.run_dir / "model.pt.avg2").write_bytes(b"avg")
+    (run.run_dir / "model.pt.ep1.50").write_bytes(b"step ckpt without metadata")
+    (run.run_dir / "model.pt.ep2").unlink()  # deleted by keep-n-best: not listed
+    (run.run_dir / ".model.pt.ep9.x.tmp").write_bytes(b"partial")
+    found, problems = list_checkpoints(run.run_dir)
+    names = [c.name for c in found]
+    assert names == ["model.pt.ep1.50", "model.pt.ep1", "model.pt.ep3", "model.pt.ep4", "model.pt",
+                     "model.pt.avg2"]
+    step_ckpt = found[0]
+    assert (step_ckpt.epoch, step_ckpt.step, step_ckpt.acc) == (1, 50, None)
+    assert found[1].acc is not None and found[1].step == 100
+    assert [c.name for c in nbest(found, 2, "acc")] == ["model.pt.ep4", "model.pt.ep3"]
+    assert [c.name for c in nbest(found, 1, "loss")] == ["model.pt.ep4"]
+    assert problems == []
+    (run.run_dir / "checkpoints.json").write_text("{broken")
+    assert "checkpoints.json" in list_checkpoints(run.run_dir)[1][0]
+
+
+async def open_checkpoints(pilot, app, run_dir):
+    app.push_screen(CheckpointsScreen(run_dir))
+    await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen) and app.screen.checkpoints)
+    return app.screen
+
+
+async def test_average_marked_and_decode_by_keys(tmp_path, fake_tools):
+    run = finished_run(tmp_path)
+    test_list = tmp_path / "test.jsonl"
+    test_list.write_text("{}\n")
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_checkpoints(pilot, app, run.run_dir)
+        assert screen.marked == {"model.pt.ep4", "model.pt.ep3"}  # avg_nbest_model 2 by acc
+        table = screen.query_one("#ckpt-table", DataTable)
+        table.move_cursor(row=1)  # model.pt.ep2
+        await pilot.press("space")
+        assert screen.marked == {"model.pt.ep2", "model.pt.ep3", "model.pt.ep4"}
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not screen.busy and (run.run_dir / "model.pt.avg3").exists())
+        await wait_for(pilot, lambda: "model.pt.avg3" in [c.name for c in screen.checkpoints])
+        assert "done" in text_of(screen.query_one("#ckpt-job", Static))
+
+        table.move_cursor(row=0)
+        await pilot.press("d")
+        assert isinstance(app.screen, DecodeDialog)
+        dialog = app.screen
+        dialog.query_one("#decode-list").value = str(test_list)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.result is not None)
+        summary = text_of(screen.query_one("#decode-summary", Static))
+        assert "CER 14.81%" in summary and "WER 40.00%" in summary and "3 utts" in summary
+        worst = screen.query_one("#worst-table", DataTable)
+        assert [worst.get_row_at(i)[0] for i in range(worst.row_count)][:2] == ["utt3", "utt2"]  # most errors first, then highest rate
+        assert "good mourning" in screen_text(app)
+
+
+async def test_decode_dialog_rejects_missing_list(tmp_path, fake_tools):
+    run = finished_run(tmp_path)
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_checkpoints(pilot, app, run.run_dir)
+        await pilot.press("d")
+        dialog = app.screen
+        dialog.query_one("#decode-list").value = str(tmp_path / "missing.jsonl")
+        await pilot.press("enter")
+        assert app.screen is dialog
+        assert "does not exist" in text_of(dialog.query_one("#decode-problem", Static))
+        await pilot.press("escape")
+        assert isinstance(app.screen, CheckpointsScreen)
+
+
+async def test_failed_average_shows_its_error(tmp_path, fake_tools):
+    run = finished_run(tmp_path)
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_checkpoints(pilot, app, run.run_dir)
+        (run.run_dir / "model.pt.ep4").unlink()  # vanishes after listing
+        await pilot.press("a", "y")
+        await wait_for(pilot, lambda: not screen.busy and "failed" in text_of(screen.query_one("#ckpt-job")))
+        assert "missing checkpoints" in text_of(screen.query_one("#ckpt-job", Static))
+
+
+async def test_resume_key_posts_resume_for_selected(tmp_path):
+    run = finished_run(tmp_path)
+    posted = []
+
+    class Recording(AsrTuiApp):
+        def on_resume_requested(self, message: ResumeRequested) -> None:
+            posted.append(message)
+
+    app = Recording(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_checkpoints(pilot, app, run.run_dir)
+        screen.query_one("#ckpt-table", DataTable).move_cursor(row=2)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: posted)
+        assert posted[0].checkpoint.name == "model.pt.ep3" and posted[0].run_dir == run.run_dir
