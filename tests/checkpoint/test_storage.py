@@ -1,9 +1,10 @@
 """save_checkpoint / load_checkpoint: atomic writes, and errors that name the file."""
 
-import json
 import os
-import subprocess
-import sys
+import random
+import signal
+import stat
+import time
 
 import pytest
 import torch
@@ -54,39 +55,64 @@ def test_non_dict_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "list.pt")
 
 
-KILLER = """
-import json, os, signal, sys, time
-import torch
-from engine.checkpoint import load_checkpoint, save_checkpoint
-torch.set_num_threads(1)
-path = sys.argv[1]
-save_checkpoint(path, {"version": 0, "weights": torch.zeros(2_000_000)})
-seen = []
-for delay in (0.02, 0.05, 0.11, 0.17, 0.23, 0.31):
+def kill_writer_midway(path, states, signal_at_write: int | None, delay: float) -> None:
+    """Fork a writer saving ``states`` to ``path`` one after another, and SIGKILL it.
+
+    With ``signal_at_write`` = k the kill lands inside write k (1-based), after its temporary
+    file is written and before the rename: the writer reports each regular-file fsync through a
+    pipe and pauses there. Otherwise it lands ``delay`` seconds after the first write began.
+    Forked from the test process (torch is already imported); the states are built before the
+    fork, so the child only serialises and writes.
+    """
+    read_end, write_end = os.pipe()
     child = os.fork()
-    if child == 0:  # the writer: rewrites an 8 MB checkpoint until killed
-        version = 0
-        while True:
-            version += 1
-            save_checkpoint(path, {"version": version, "weights": torch.full((2_000_000,), float(version))})
-    time.sleep(delay)
-    os.kill(child, signal.SIGKILL)
-    os.waitpid(child, 0)
-    state = load_checkpoint(path)
-    assert torch.all(state["weights"] == float(state["version"])), state["version"]
-    seen.append(state["version"])
-print(json.dumps(seen))
-"""
+    if child == 0:
+        try:
+            os.close(read_end)
+            real_fsync = os.fsync
+
+            def reporting_fsync(fd):
+                if stat.S_ISREG(os.fstat(fd).st_mode):  # not the directory's fsync after the rename
+                    os.write(write_end, b"w")
+                    time.sleep(0.1)
+                real_fsync(fd)
+
+            os.fsync = reporting_fsync
+            for state in states:
+                save_checkpoint(path, state)
+            time.sleep(60)  # never reached in practice: the parent kills first
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        for _ in range(signal_at_write or 1):
+            assert os.read(read_end, 1) == b"w"
+        time.sleep(delay)
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    finally:
+        os.close(read_end)
 
 
 def test_killed_writer_leaves_a_loadable_file(tmp_path):
-    """kill -9 a process rewriting a checkpoint at several moments: the file always loads whole."""
+    """kill -9 a process rewriting a checkpoint, in the middle of a write (between the temporary
+    file and the rename) and at random moments: the file always loads, whole, old or new."""
     path = tmp_path / "model.pt"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", KILLER, str(path)], capture_output=True, text=True,
-                         env=env, timeout=120)
-    assert out.returncode == 0, out.stderr
-    versions = json.loads(out.stdout)
-    assert len(set(versions)) > 1  # the kills did land while it was rewriting
+    save_checkpoint(path, {"version": 0, "weights": torch.zeros(250_000)})
+    rng = random.Random(0)
+    for round_ in range(8):
+        base = load_checkpoint(path)["version"]
+        states = [{"version": base + i, "weights": torch.full((250_000,), float(base + i))}
+                  for i in range(1, 6)]
+        if round_ % 2 == 0:
+            completed = round_ % 4 + 1
+            kill_writer_midway(path, states, signal_at_write=completed + 1, delay=0.0)
+            state = load_checkpoint(path)
+            assert state["version"] == base + completed  # the interrupted write left the previous one
+        else:
+            kill_writer_midway(path, states, signal_at_write=None, delay=rng.uniform(0.0, 0.3))
+            state = load_checkpoint(path)
+        assert torch.all(state["weights"] == float(state["version"]))
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "model.pt"]
+    assert len(leftovers) >= 4  # each deterministic kill left its temporary behind, never model.pt
     assert all(name.startswith(".model.pt.") and name.endswith(".tmp") for name in leftovers)
