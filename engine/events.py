@@ -141,8 +141,6 @@ def _to_json_value(value: Any) -> Any:
         return os.fspath(value)
     if hasattr(value, "tolist"):  # torch.Tensor, numpy array or scalar
         return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(f"event field value of type {type(value).__name__} is not JSON-serialisable")
@@ -248,9 +246,11 @@ class EventReader:
 
     CHUNK_BYTES = 16 * 1024 * 1024
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, offset: int = 0):
+        """``offset``: a byte offset just after a complete line, where reading starts (a reader
+        that scanned the history itself continues from there)."""
         self.path = Path(path)
-        self.offset = 0
+        self.offset = offset
         self.malformed = 0
         self.restarts = 0
         self.last_problem: str | None = None
@@ -304,10 +304,9 @@ class EventReader:
             except ValueError:  # not JSON, not an object, or not UTF-8
                 self._parse_line_by_line(block, end, events)
                 return
-            start = len(events)
-            events += decoded
-            if not all(map(dict.__contains__, decoded, repeat("event"))):
-                del events[start:]
+            if all(map(dict.__contains__, decoded, repeat("event"))):
+                events += decoded
+            else:
                 self._parse_line_by_line(block, end, events)
         finally:
             if gc_was_enabled:

@@ -135,6 +135,15 @@ def test_reader_waits_for_a_torn_last_line(tmp_path):
     assert reader.read_new() == []
 
 
+def test_reader_can_start_at_an_offset(tmp_path):
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    writer.write("valid", step=1)
+    offset = path.stat().st_size
+    writer.write("valid", step=2)
+    assert [e["step"] for e in EventReader(path, offset=offset).read_new()] == [2]
+
+
 def test_reader_skips_and_counts_malformed_lines(tmp_path):
     path = tmp_path / "events.jsonl"
     path.write_bytes(b'{"event":"a","time":1}\nnot json\n[1,2]\n{"no_event":1}\n\xff\xfe\n\n'
