@@ -79,3 +79,21 @@ def test_length_filters_are_counted_by_reason(small_corpus, tokenizer):
 def test_unknown_dataset_conf_key_is_named(small_corpus, tokenizer):
     with pytest.raises(ValueError, match="batch_bins"):
         build_dataloader(small_corpus / "train.jsonl", {"batch_bins": 3}, WavFrontend(), tokenizer, train=True)
+
+
+def test_workers_are_persistent_and_memory_pinned_only_for_cuda(small_corpus, tokenizer):
+    conf = {"num_workers": 2}
+    cpu_loader, _, _ = build_dataloader(small_corpus / "valid.jsonl", conf, WavFrontend(), tokenizer, train=False)
+    cuda_loader, _, _ = build_dataloader(small_corpus / "valid.jsonl", conf, WavFrontend(), tokenizer, train=False,
+                                         device_type="cuda")
+    assert cpu_loader.persistent_workers and not cpu_loader.pin_memory
+    assert cuda_loader.pin_memory
+
+
+def test_validation_order_is_fixed_and_loader_can_be_iterated_again(small_corpus, tokenizer):
+    torch.set_num_threads(1)
+    loader, sampler, report = build_dataloader(small_corpus / "valid.jsonl", {"batch_size": 8}, WavFrontend(),
+                                               tokenizer, train=False)
+    first = [batch["keys"] for batch in loader]
+    assert [batch["keys"] for batch in loader] == first
+    assert sorted(key for keys in first for key in keys) == sorted(e["key"] for e in read_jsonl(small_corpus / "valid.jsonl")[0])
