@@ -10,6 +10,7 @@ re-running with the same arguments is instant and an interrupted run is redone.
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import multiprocessing
 import random
@@ -138,15 +139,18 @@ def make_demo_corpus(out_dir, num_train: int = 3000, seed: int = 0, progress: bo
     out_dir = Path(out_dir)
     if corpus_is_complete(out_dir, num_train, seed):
         return out_dir
-    if shutil.which("espeak-ng") is None:
+    if ctypes.util.find_library("espeak-ng") is None and shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    import torchaudio  # noqa: F401  imported once here, so that the forked workers inherit it
+
     (out_dir / STAMP).unlink(missing_ok=True)
     plan = plan_corpus(num_train, seed)
     for split in split_sizes(num_train):
-        (out_dir / split / "wav").mkdir(parents=True, exist_ok=True)
+        wav_dir = out_dir / split / "wav"
+        wav_dir.mkdir(parents=True, exist_ok=True)
+        for stale in wav_dir.glob(f"{split}_*.wav"):  # from an interrupted or other-sized run
+            stale.unlink()
     jobs = [(item, str(out_dir / item["split"] / "wav" / f"{item['key']}.wav")) for item in plan]
-    import torchaudio  # noqa: F401  imported once here, inherited by every forked worker
-
     shards = [jobs[start: start + SHARD_SIZE] for start in range(0, len(jobs), SHARD_SIZE)]
     samples: dict[str, int] = {}
     with tqdm(total=len(jobs), desc="synthesising demo corpus", unit="utt", disable=not progress) as bar:
@@ -166,7 +170,7 @@ def _write_lists(out_dir: Path, plan: list[dict], samples: dict[str, int]) -> No
     """Per split: wav.scp and text (Kaldi style, paths relative to the split), and DIR/{split}.jsonl."""
     from engine.data.lists import source_len_of, target_len_of
 
-    for split in split_sizes(len([p for p in plan if p["split"] == "train"])):
+    for split in dict.fromkeys(item["split"] for item in plan):
         items = [item for item in plan if item["split"] == split]
         scp = "".join(f"{i['key']} wav/{i['key']}.wav\n" for i in items)
         text = "".join(f"{i['key']} {i['text']}\n" for i in items)
