@@ -317,7 +317,8 @@ class CheckpointManager:
 
     def _remove_stale_temporaries(self) -> None:
         now = time.time()
-        for tmp in self.run_dir.glob(f".{LATEST}*.tmp"):
+        temporaries = [*self.run_dir.glob(f".{LATEST}*.tmp"), *self.run_dir.glob(f".{INDEX}.*.tmp")]
+        for tmp in temporaries:
             try:
                 stat = tmp.stat()
                 if now - stat.st_mtime > STALE_TMP_SECONDS:

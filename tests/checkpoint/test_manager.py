@@ -118,8 +118,12 @@ def test_index_is_repaired_from_the_directory(tmp_path, make_state, caplog):
     (tmp_path / "model.pt.ep6").write_bytes(b"garbage")
     # a temporary file left by a killed writer long ago
     stale = tmp_path / ".model.pt.ep7.abc.tmp"
-    stale.write_bytes(b"x" * 100)
-    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    stale_index = tmp_path / ".checkpoints.json.def.tmp"
+    fresh = tmp_path / ".model.pt.ep8.ghi.tmp"  # may be a live writer's: left alone
+    for temporary in (stale, stale_index, fresh):
+        temporary.write_bytes(b"x" * 100)
+    for temporary in (stale, stale_index):
+        os.utime(temporary, (time.time() - 3600, time.time() - 3600))
 
     repaired = CheckpointManager(tmp_path, keep_nbest_models=5, avg_nbest_model=2, metric="acc")
     by_path = {e["path"]: e for e in repaired.entries()}
@@ -127,12 +131,12 @@ def test_index_is_repaired_from_the_directory(tmp_path, make_state, caplog):
     assert by_path["model.pt.ep4.900"]["metrics"] == {"acc": 0.8}
     assert by_path["model.pt.ep4.900"]["step"] == 900
     assert by_path["model.pt.ep5"]["metrics"] == {} and by_path["model.pt.ep5"]["epoch"] == 5
-    assert not stale.exists()
+    assert not stale.exists() and not stale_index.exists() and fresh.exists()
     text = "\n".join(repaired.warnings)
     for expected in ("model.pt.ep1 is listed but its file is gone", "model.pt.ep4.900 was not in",
                      "model.pt.ep6 is not in checkpoints.json and cannot be read", ".model.pt.ep7.abc.tmp"):
         assert expected in text
-    assert len(repaired.warnings) == 5
+    assert len(repaired.warnings) == 6
     assert repaired.best(1)[0]["path"] == "model.pt.ep4.900"
     on_disk = json.loads((tmp_path / "checkpoints.json").read_text())
     assert sorted(e["path"] for e in on_disk["checkpoints"]) == sorted(by_path)
