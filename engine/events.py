@@ -240,8 +240,9 @@ class EventReader:
     (the writer is mid-write, or was killed there) is left for the next call. Lines that are not
     a JSON object with an ``event`` name are skipped and counted in :attr:`malformed` (the latest
     described in :attr:`last_problem`), never raised. A file that does not exist yet reads as
-    empty; a file that got shorter than the offset, or was replaced by another file, is read
-    again from the start (counted in :attr:`restarts`).
+    empty; a file that got shorter than the offset, was replaced by another file, or no longer
+    has a line end where the last read stopped, is read again from the start (counted in
+    :attr:`restarts`).
     """
 
     CHUNK_BYTES = 16 * 1024 * 1024
@@ -265,11 +266,14 @@ class EventReader:
             stat = os.fstat(handle.fileno())
             inode = (stat.st_dev, stat.st_ino)
             if self._inode is not None and (inode != self._inode or stat.st_size < self.offset):
-                self.offset = 0
-                self.restarts += 1
+                self._restart()
             self._inode = inode
             if stat.st_size == self.offset:
                 return []
+            if self.offset:  # rewritten in place and grown past us: the line end we stopped at moved
+                handle.seek(self.offset - 1)
+                if handle.read(1) != b"\n":
+                    self._restart()
             handle.seek(self.offset)
             events: list[dict] = []
             pending = b""
@@ -324,6 +328,10 @@ class EventReader:
                 else:
                     self._count_malformed(line_start, "not an object with an 'event' field")
             line_start += len(line) + 1
+
+    def _restart(self) -> None:
+        self.offset = 0
+        self.restarts += 1
 
     def _count_malformed(self, offset: int, why: str) -> None:
         self.malformed += 1

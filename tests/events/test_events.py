@@ -170,6 +170,10 @@ def test_reader_starts_over_after_truncation_or_replacement(tmp_path):
     os.replace(replacement, path)  # a new file, longer than the offset
     assert [e["event"] for e in reader.read_new()] == ["start", "end", "start", "end"]
     assert reader.restarts == 2
+    with open(path, "r+b") as handle:  # rewritten in place, same file, longer than before
+        handle.write(b'{"event":"start","time":1,"pad":"xx"}\n' * 3)
+    assert [e["event"] for e in reader.read_new()] == ["start"] * 3
+    assert reader.restarts == 3
 
 
 def test_reader_handles_lines_across_chunk_boundaries(tmp_path, monkeypatch):
