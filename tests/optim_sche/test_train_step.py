@@ -251,3 +251,21 @@ def test_reports_losses_lrs_and_timings():
     assert not res.updated and res.grad_norms == {} and res.lrs == {"main": 0.01}
     assert res.forward_s > 0 and res.backward_s > 0 and res.optim_s >= 0
     assert "ConstantLr[main](optim=SGD(lr=0.01)" in repr(ts.optim_sches["main"])
+
+
+def test_speechain_one_call_step_matches_train_step():
+    x, y = data(16)
+    conf = {"main": entry("warmuplr", lr=1e-2, optim_type="AdamW", warmup_steps=2)}
+    via_train_step, _ = train(EncDec(), conf, {"accum_grad": 2}, micro_batches(x, y, 4))
+    model = EncDec()
+    optim_sche = build_optim_sches(conf, model, {"accum_grad": 2})["main"]
+    losses = None
+    updated = []
+    for step, (bx, by) in enumerate(micro_batches(x, y, 4), start=1):
+        losses = model(bx, by)
+        loss_before = losses["loss"]
+        updated.append(optim_sche.step(losses, step))
+        assert losses["loss"] is loss_before  # the caller's dict is not changed
+    assert updated == [False, True, False, True]
+    for name, value in params_of(via_train_step.module).items():
+        assert torch.equal(params_of(model)[name], value), name
