@@ -97,13 +97,16 @@ def main(argv: list[str] | None = None) -> int:
             avg_nbest_model=int(settings.get("avg_nbest_model", DEFAULT_NUM)),
             metric=settings.get("metric", DEFAULT_METRIC))
         if args.checkpoints:
-            chosen, how = explicit_entries(manager, args.checkpoints), "explicit"
+            wanted, how = len(args.checkpoints), "explicit"
+            chosen = explicit_entries(manager, args.checkpoints)
         elif args.last:
-            chosen, how = manager.last(args.last), "last"
+            wanted, how = args.last, "last"
+            chosen = manager.last(wanted)
         else:
-            how = args.metric or manager.metric
-            chosen = manager.best(args.num or manager.avg_nbest_model, how)
-        wanted = len(args.checkpoints or []) or args.last or args.num or manager.avg_nbest_model
+            wanted, how = args.num or manager.avg_nbest_model, args.metric or manager.metric
+            if wanted < 1:
+                raise ValueError(f"{run_dir} averages no checkpoints (avg_nbest_model 0): pass --num N")
+            chosen = manager.best(wanted, how)
         if not chosen:
             raise CheckpointError(f"{run_dir} has no epoch or step checkpoints (model.pt.ep*) to average")
         if len(chosen) < wanted:

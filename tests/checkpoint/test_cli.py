@@ -90,6 +90,9 @@ def test_errors_name_the_problem(run_dir, tmp_path, capsys):
     empty.mkdir()
     assert main(["--run", str(empty)]) == 1
     assert "has no epoch or step checkpoints" in capsys.readouterr().err
+    CheckpointManager(empty, keep_nbest_models=1, avg_nbest_model=0)
+    assert main(["--run", str(empty)]) == 1
+    assert "avg_nbest_model 0): pass --num N" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["--run", str(tmp_path / "nope")])
     assert exit_info.value.code == 2
