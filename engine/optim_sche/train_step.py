@@ -34,6 +34,9 @@ from engine.optim_sche.grad_sync import all_reduce_grads, broadcast_buffers
 
 @dataclass
 class StepResult:
+    """What one micro-batch did: its losses (floats), whether any optimiser reached an update, each
+    optimiser's lr, the gradient norms of those that updated, timings, and skip counts so far."""
+
     losses: dict[str, float]
     updated: bool
     lrs: dict[str, float]
@@ -120,7 +123,7 @@ class TrainStep:
         start = time.perf_counter()
         with no_sync:
             with torch.set_grad_enabled(bool(active)), self._autocast():
-                output = self.batch_output(batch_fn)
+                output = self._batch_output(batch_fn)
             losses = _scalar_floats(output)
             forward_end = time.perf_counter()
             for index, optim_sche in enumerate(active):
@@ -155,7 +158,7 @@ class TrainStep:
             skipped={name: o.skipped for name, o in self.optim_sches.items()},
         )
 
-    def batch_output(self, batch_fn) -> dict:
+    def _batch_output(self, batch_fn) -> dict:
         output = batch_fn(self.model)
         if not isinstance(output, dict):
             raise TypeError(f"batch_fn must return a dict of losses, got {type(output).__name__}")
