@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from engine.checkpoint import CheckpointManager, load_checkpoint
+from engine.checkpoint.manager import relative_path
 from engine.config import save_config
 from engine.data import build_dataloader
 from engine.data.frontend import WavFrontend
@@ -104,7 +105,7 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     steps_per_epoch = math.ceil(len(train_sampler) / int(train_conf["accum_grad"]))
     start = {"world_size": dist_info.world_size, "num_params": num_params, "steps_per_epoch": steps_per_epoch,
              "batches_per_epoch": len(train_sampler), "max_epoch": int(train_conf["max_epoch"]),
-             "resumed_from": str(checkpoint_path) if checkpoint_path else None,
+             "resumed_from": relative_path(checkpoint_path, run_dir) if checkpoint_path else None,
              "epoch": position.next_epoch, "step": position.step, "device": str(dist_info.device),
              "config": config}
     if init_report is not None:

@@ -8,6 +8,7 @@ every rank sees the same number of batches per epoch (the sampler guarantees it)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -17,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from engine.checkpoint import save_checkpoint
+from engine.checkpoint.manager import relative_path
 from engine.trainer.resume import LATEST, Position, pending_gradients, training_state
 from engine.trainer.rng import capture_rng_state
 from engine.trainer.train_log import IntervalMeter, funasr_line, rank_rows, train_event_fields
@@ -156,7 +158,7 @@ class Trainer:
         if named and self.valid_loader is not None:
             fresh = self.last_valid is not None and self.last_valid[0] == self.pos.step
             metrics = self.last_valid[1] if fresh else self.validate()
-        rng = self._gather_rng_states()
+        rng, digests = self._gather_rank_states(with_digest=named and self.dist.distributed)
         if not self.dist.is_main:
             return
         state = training_state(model=self.model, train_step=self.train_step, sampler=self.sampler,
@@ -168,24 +170,32 @@ class Trainer:
             saved = self.checkpoints.save(state, epoch=self.pos.epoch,
                                           step=self.pos.step if step_checkpoint else None,
                                           metrics=_checkpoint_metrics(metrics))
-            path, kept, deleted = str(saved.path), [str(p) for p in saved.kept], [str(p) for p in saved.deleted]
+            path, kept, deleted = saved.path, saved.kept, saved.deleted
         else:
-            path = str(self.run_dir / LATEST)
+            path = self.run_dir / LATEST
             save_checkpoint(path, state)
             kept, deleted = [], []
+        path, kept, deleted = (self.relative(path), [self.relative(p) for p in kept],
+                               [self.relative(p) for p in deleted])
+        extra = {"rank_weights_sha256": digests} if digests else {}
+        if digests and len(set(digests)) > 1:
+            log.warning("ranks hold different weights at step %d (sha256 %s): replicas have diverged",
+                        self.pos.step, ", ".join(d[:12] for d in digests))
         self.events.write("checkpoint", path=path, epoch=self.pos.epoch, step=self.pos.step, metric=metric_name,
                           metrics=_checkpoint_metrics(metrics) or {}, kept=kept, deleted=deleted,
-                          kind="step" if step_checkpoint else "epoch" if named else "latest")
+                          kind="step" if step_checkpoint else "epoch" if named else "latest", **extra)
         log.info("checkpoint %s (epoch %d, step %d)%s", path, self.pos.epoch, self.pos.step,
                  f", deleted {', '.join(deleted)}" if deleted else "")
 
-    def _gather_rng_states(self) -> list[dict]:
-        state = capture_rng_state()
+    def _gather_rank_states(self, with_digest: bool) -> tuple[list[dict], list[str]]:
+        """Every rank's RNG state (for exact resume) and, on request, a digest of its weights
+        (replicas must stay bit-identical; the checkpoint event records them)."""
+        mine = (capture_rng_state(), weights_digest(self.model) if with_digest else "")
         if not self.dist.distributed:
-            return [state]
+            return [mine[0]], []
         gathered: list = [None] * self.dist.world_size
-        dist.all_gather_object(gathered, state)
-        return gathered
+        dist.all_gather_object(gathered, mine)
+        return [item[0] for item in gathered], [item[1] for item in gathered if item[1]]
 
     def average(self) -> None:
         """Average the n best checkpoints into model.pt.avg{N} (rank 0), as FunASR ends a run."""
@@ -193,9 +203,21 @@ class Trainer:
         if count < 1 or not self.dist.is_main:
             return
         result = self.checkpoints.average(count)
-        self.events.write("average", path=str(result.path), sources=[str(p) for p in result.sources],
-                          metric=result.metric)
+        self.events.write("average", **result.to_event(self.run_dir))
         log.info("averaged %d checkpoints into %s", len(result.sources), result.path)
+
+    def relative(self, path) -> str:
+        """Paths in events are relative to the run directory when inside it (runs can be moved)."""
+        return relative_path(path, self.run_dir)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of every parameter's bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, param in sorted(model.named_parameters()):
+        digest.update(name.encode())
+        digest.update(param.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _total_grad_norm(grad_norms: dict[str, float]) -> float:
