@@ -21,6 +21,7 @@ def attention_beam_search(model, encoder_out: torch.Tensor, encoder_lens: torch.
     """
     batch, frames, dim = encoder_out.shape
     device = encoder_out.device
+    beam_size = min(beam_size, model.vocab_size)
     rows = batch * beam_size
     memory = encoder_out.unsqueeze(1).expand(batch, beam_size, frames, dim).reshape(rows, frames, dim)
     memory_mask = make_non_pad_mask(encoder_lens, frames).unsqueeze(1)

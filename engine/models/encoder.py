@@ -20,6 +20,8 @@ from engine.models.positionwise import PositionwiseFeedForward
 from engine.models.subsampling import build_input_layer
 
 POS_ENC_TYPES = ("abs_pos", "rel_pos", "rope", "no_pos")
+# WeNet's name for rotary positions.
+POS_ENC_ALIASES = {"rope_pos": "rope"}
 
 
 class BaseEncoder(nn.Module):
@@ -29,6 +31,7 @@ class BaseEncoder(nn.Module):
                  dropout_rate: float, positional_dropout_rate: float, input_layer: str,
                  pos_enc_layer_type: str, normalize_before: bool, causal: bool):
         super().__init__()
+        pos_enc_layer_type = POS_ENC_ALIASES.get(pos_enc_layer_type, pos_enc_layer_type)
         if pos_enc_layer_type not in POS_ENC_TYPES:
             raise ValueError(f"pos_enc_layer_type {pos_enc_layer_type!r} is not one of {', '.join(POS_ENC_TYPES)}")
         self._output_size = output_size
