@@ -166,8 +166,9 @@ class RunState:
             self._apply_train(event)
         elif kind == "valid":
             self.last_valid = event
-            self._add_point("valid/loss", event, main_loss(event))
-            self._add_point("valid/acc", event, number(event, "acc", "accuracy"))
+            step = global_step(event)
+            self._add_point("valid/loss", step, main_loss(event))
+            self._add_point("valid/acc", step, number(event, "acc", "accuracy"))
         elif kind == "start":
             self.start = event
             if self.first_start is None:
@@ -187,18 +188,18 @@ class RunState:
             self.errors.append(event)
             del self.errors[:-20]
 
-    def _add_point(self, name: str, event: dict, value: float | None) -> None:
-        step = global_step(event)
+    def _add_point(self, name: str, step: int | None, value: float | None) -> None:
         if self.keep_series and value is not None and step is not None:
             self._series(name).add(step, value)
 
     def _apply_train(self, event: dict) -> None:
         self.last_train = event
-        self._add_point("train/loss", event, main_loss(event))
-        self._add_point("train/acc", event, number(event, "acc", "accuracy"))
-        for name, lr in learning_rates(event).items():
-            self._add_point(f"lr/{name}", event, lr)
         step, when = global_step(event), event.get("time")
+        if self.keep_series:
+            self._add_point("train/loss", step, main_loss(event))
+            self._add_point("train/acc", step, number(event, "acc", "accuracy"))
+            for name, lr in learning_rates(event).items():
+                self._add_point(f"lr/{name}", step, lr)
         if step is not None and isinstance(when, (int, float)):
             self.rate_window.append((float(when), step))
             del self.rate_window[:-50]

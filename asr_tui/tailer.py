@@ -10,9 +10,9 @@ New events are then read with ``engine.events.EventReader`` from the end of that
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +21,14 @@ from engine.events import EventReader
 
 from asr_tui.run_state import RunState
 
-# Files up to this size are simply parsed whole; above it, attach samples train events.
+# Files up to this size are simply parsed whole; above it, attach samples train events:
+# ATTACH_TRAIN_SAMPLES points are more than a chart of any terminal width can show.
 FULL_PARSE_BYTES = 8 * 1024 * 1024
-RARE_EVENT = re.compile(rb'"event"\s*:\s*"(start|data|valid|checkpoint|average|end|error)"')
-TRAIN_EVENT = re.compile(rb'"event"\s*:\s*"train"')
+ATTACH_TRAIN_SAMPLES = 1000
+SCAN_CHUNK_BYTES = 16 * 1024 * 1024
+# EventWriter writes compact JSON ("event":"train"); json.dumps' default adds one space.
+RARE_EVENT = re.compile(rb'"event": ?"(?:start|data|valid|checkpoint|average|end|error)"')
+TRAIN_EVENT = re.compile(rb'"event": ?"train"')
 
 
 def parse_line(line: bytes) -> dict | None:
@@ -38,11 +42,6 @@ def parse_line(line: bytes) -> dict | None:
     return event
 
 
-def _line_at(buf, start: int, limit: int) -> bytes:
-    end = buf.find(b"\n", start, limit)
-    return buf[start: end if end >= 0 else limit]
-
-
 @dataclass
 class HistoryScan:
     """Result of reading a log's history: where live reading continues and what was skipped."""
@@ -53,7 +52,7 @@ class HistoryScan:
     total_bytes: int = 0
 
 
-def scan_history(path: Path, state: RunState, train_samples: int = 4000) -> HistoryScan:
+def scan_history(path: Path, state: RunState, train_samples: int = ATTACH_TRAIN_SAMPLES) -> HistoryScan:
     """Fold the complete lines of ``path`` into ``state``; returns the offset after the last one.
 
     Small logs are parsed whole. Large ones: every rare event plus ``train_samples`` train
@@ -80,28 +79,87 @@ def scan_history(path: Path, state: RunState, train_samples: int = 4000) -> Hist
                 else:
                     state.apply(event)
             return scan
-        with mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ) as buf:
-            return _sample_history(buf, size, state, train_samples)
+        return _sample_history(handle, size, state, train_samples)
 
 
-def _sample_history(buf, size: int, state: RunState, train_samples: int) -> HistoryScan:
-    end = buf.rfind(b"\n") + 1
-    scan = HistoryScan(offset=end, total_bytes=size)
+def _complete_end(handle, size: int) -> int:
+    """Offset just after the last newline: a torn last line is not read yet."""
+    pos = size
+    while pos > 0:
+        step = min(64 * 1024, pos)
+        handle.seek(pos - step)
+        block = handle.read(step)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            return pos - step + cut + 1
+        pos -= step
+    return 0
+
+
+def _matching_lines(handle, end: int, pattern: re.Pattern) -> dict[int, bytes]:
+    """{offset: line} of every complete line before ``end`` that ``pattern`` matches.
+
+    Reads in chunks (memory stays bounded however big the log) and runs the regex over each
+    chunk in C, so only matching lines become Python objects.
+    """
     found: dict[int, bytes] = {}
-    for match in RARE_EVENT.finditer(buf, 0, end):
-        start = buf.rfind(b"\n", 0, match.start()) + 1
-        found[start] = _line_at(buf, start, end)
+    buffer = bytearray(SCAN_CHUNK_BYTES)
+    view = memoryview(buffer)
+    handle.seek(0)
+    pos, carried = 0, 0  # bytes of a cut line kept at the buffer's head
+    while pos < end:
+        want = min(len(buffer) - carried, end - pos)
+        got = handle.readinto(view[carried:carried + want])
+        if not got:
+            break
+        filled, block_start = carried + got, pos - carried
+        pos += got
+        cut = buffer.rfind(b"\n", 0, filled) + 1
+        if cut == 0:  # one line longer than the buffer: grow it
+            view.release()
+            buffer.extend(bytes(len(buffer)))
+            view = memoryview(buffer)
+            carried = filled
+            continue
+        for match in pattern.finditer(buffer, 0, cut):
+            line_start = buffer.rfind(b"\n", 0, match.start()) + 1
+            found[block_start + line_start] = bytes(buffer[line_start:buffer.index(b"\n", match.end())])
+        carried = filled - cut
+        buffer[:carried] = buffer[cut:filled]
+    view.release()
+    return found
+
+
+def _line_after(handle, offset: int, end: int) -> tuple[int, bytes] | None:
+    """The first complete line starting at or after ``offset``, with its own offset."""
+    handle.seek(max(0, offset - 1))
+    data = handle.read(min(64 * 1024, end - max(0, offset - 1)))
+    if offset == 0:
+        start = 0
+        data = b"\n" + data  # handle.seek(0) read from the file's very start
+    else:
+        newline = data.find(b"\n")
+        if newline < 0:
+            return None
+        start = offset + newline
+    first = data.find(b"\n") + 1
+    last = data.find(b"\n", first)
+    if last < 0:
+        return None
+    return start, data[first:last]
+
+
+def _sample_history(handle, size: int, state: RunState, train_samples: int) -> HistoryScan:
+    end = _complete_end(handle, size)
+    scan = HistoryScan(offset=end, total_bytes=size)
+    found = _matching_lines(handle, end, RARE_EVENT)
     stride = max(1, end // max(1, train_samples))
     for offset in range(0, end, stride):
-        start = offset if offset == 0 else buf.find(b"\n", offset, end) + 1
-        if start <= 0 and offset:
-            break
-        if start not in found:
-            line = _line_at(buf, start, end)
-            if TRAIN_EVENT.search(line):
-                found[start] = line
-                scan.sampled_train += 1
-    last_train = _last_train_line(buf, end)
+        sample = _line_after(handle, offset, end)
+        if sample is not None and sample[0] not in found and TRAIN_EVENT.search(sample[1]):
+            found[sample[0]] = sample[1]
+            scan.sampled_train += 1
+    last_train = _last_train_line(handle, end)
     if last_train is not None:
         found.setdefault(*last_train)
     for start in sorted(found):
@@ -113,16 +171,18 @@ def _sample_history(buf, size: int, state: RunState, train_samples: int) -> Hist
     return scan
 
 
-def _last_train_line(buf, end: int) -> tuple[int, bytes] | None:
+def _last_train_line(handle, end: int) -> tuple[int, bytes] | None:
     """The last complete train line, searched backwards in growing windows."""
     window = 64 * 1024
     while True:
         lo = max(0, end - window)
-        chunk_start = buf.find(b"\n", lo, end) + 1 if lo else 0
-        matches = list(TRAIN_EVENT.finditer(buf, chunk_start, end))
+        handle.seek(lo)
+        block = handle.read(end - lo)
+        first = block.find(b"\n") + 1 if lo else 0
+        matches = list(TRAIN_EVENT.finditer(block, first))
         if matches:
-            start = buf.rfind(b"\n", 0, matches[-1].start()) + 1
-            return start, _line_at(buf, start, end)
+            line_start = block.rfind(b"\n", 0, matches[-1].start()) + 1
+            return lo + line_start, block[line_start:block.index(b"\n", matches[-1].end())]
         if lo == 0:
             return None
         window *= 4
@@ -130,24 +190,16 @@ def _last_train_line(buf, end: int) -> tuple[int, bytes] | None:
 
 def find_events(path: Path, names: tuple[str, ...]) -> list[dict]:
     """Every event named in ``names`` in the log, found by a regex pass instead of parsing all."""
-    pattern = re.compile(rb'"event"\s*:\s*"(' + b"|".join(re.escape(n.encode()) for n in names) + rb')"')
+    pattern = re.compile(rb'"event": ?"(?:' + b"|".join(re.escape(n.encode()) for n in names) + rb')"')
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
         return []
     with handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            return []
-        with mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ) as buf:
-            end = buf.rfind(b"\n") + 1
-            events = []
-            for match in pattern.finditer(buf, 0, end):
-                start = buf.rfind(b"\n", 0, match.start()) + 1
-                event = parse_line(_line_at(buf, start, end))
-                if event is not None and event.get("event") in names:
-                    events.append(event)
-            return events
+        end = _complete_end(handle, os.fstat(handle.fileno()).st_size)
+        lines = _matching_lines(handle, end, pattern)
+    events = [parse_line(lines[start]) for start in sorted(lines)]
+    return [e for e in events if e is not None and e.get("event") in names]
 
 
 def read_tail_events(path: Path, max_bytes: int = 256 * 1024) -> tuple[list[dict], bool, int]:
@@ -265,11 +317,13 @@ class RunFollower:
         self.log_lines = log_lines
         self.log: TextTail | None = None
         self.history: HistoryScan | None = None
+        self.lock = threading.Lock()  # held while the state changes; readers on other threads take it
         self._reader: EventReader | None = None
 
     def attach(self) -> HistoryScan:
         """Read the whole history once (sampled when huge); later polls read only new bytes."""
-        self.history = scan_history(self.events_path, self.state, train_samples=self.state.max_points * 2)
+        with self.lock:
+            self.history = scan_history(self.events_path, self.state)
         self._reader = EventReader(self.events_path)
         self._reader.offset = self.history.offset
         self._read_log()
@@ -298,7 +352,8 @@ class RunFollower:
             self.attach()
         update = FollowUpdate()
         update.events = self._reader.read_new()
-        for event in update.events:
-            self.state.apply(event)
+        with self.lock:
+            for event in update.events:
+                self.state.apply(event)
         update.log_lines = self._read_log()
         return update

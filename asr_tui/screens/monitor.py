@@ -1,8 +1,9 @@
 """Monitor screen: follow one run live, or browse the whole history of a finished one.
 
-A thread worker polls the run (new events, new log lines, liveness) twice a second; the
+A thread worker polls the run (new events, new log lines, liveness) every second; the
 screen folds what it brings into the progress line, the rank table and the log, and redraws
-the charts at most once a second, only those on show.
+the charts at most every two seconds, only while they are on show. Text panels are updated
+only when their text changed: each update of a Static lays the screen out again.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from asr_tui.tailer import FollowUpdate, RunFollower
 from asr_tui.widgets.chart import MetricChart
 from asr_tui.widgets.rank_table import RankTable
 
-POLL_SECONDS = 0.5
-CHART_SECONDS = 1.0
+POLL_SECONDS = 1.0
+CHART_SECONDS = 2.0
 
 
 def format_duration(seconds: float | None) -> str:
@@ -122,6 +123,8 @@ class MonitorScreen(Screen):
         self.attached = False
         self.attach_seconds: float | None = None
         self._polling = False
+        self._shown_text: dict[str, Text] = {}
+        self._overview_due = True
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -148,9 +151,15 @@ class MonitorScreen(Screen):
         self.sub_title = f"Monitor {self.run_dir.name}"
         self.query_one("#monitor-status", Static).update(f"attaching to {self.run_dir} …")
         self.query_one("#monitor-error", Static).display = False
+        self._preload_plotext()
         self._request_poll()
         self.set_interval(POLL_SECONDS, self._request_poll)
         self.set_interval(CHART_SECONDS, self._draw_charts)
+
+    @work(thread=True, group="monitor-preload")
+    def _preload_plotext(self) -> None:
+        """plotext takes a while to import: do it off the UI thread before the charts are shown."""
+        import plotext  # noqa: F401
 
     def _request_poll(self) -> None:
         # One poll at a time: a slow attach must not overlap the next tick's read.
@@ -169,7 +178,7 @@ class MonitorScreen(Screen):
         if not self.attached:
             started = time.perf_counter()
             self.follower.attach()
-            update = FollowUpdate(log_lines=list(self.follower.log.lines) if self.follower.log else [])
+            update = FollowUpdate()
             self.attach_seconds = time.perf_counter() - started
         else:
             update = self.follower.poll()
@@ -187,22 +196,49 @@ class MonitorScreen(Screen):
         self.attached = True
         changed = first or bool(update) or (status, reason) != (self.status, self.reason)
         self.record, self.status, self.reason = record, status, reason
-        if update.log_lines:
+        tab = self.query_one(TabbedContent).active
+        if update.log_lines and tab == "log":
             self.query_one("#monitor-log", Log).write_lines(update.log_lines)
         if not changed:
             return
-        state = self.follower.state
-        if first or any(e.get("event") == "train" for e in update.events):
-            if state.last_train and isinstance(state.last_train.get("ranks"), list):
-                self.query_one(RankTable).show(state.last_train["ranks"])
         self._show_status()
-        self.query_one("#monitor-train", Static).update(train_text(state.last_train, state.last_valid))
-        self.query_one("#monitor-data", Static).update(data_text(state.data))
-        self._show_checkpoints()
-        self._show_error()
+        self._overview_due = True
+        if tab == "overview":
+            self._show_overview()
         self._charts_due = True
         if first:
             self._draw_charts()
+
+    def _show_overview(self) -> None:
+        """Rank table, train/valid numbers, data counts, checkpoints and any error."""
+        self._overview_due = False
+        state = self.follower.state
+        if state.last_train and isinstance(state.last_train.get("ranks"), list):
+            self.query_one(RankTable).show(state.last_train["ranks"])
+        self._set_text("#monitor-train", train_text(state.last_train, state.last_valid))
+        self._set_text("#monitor-data", data_text(state.data))
+        self._show_checkpoints()
+        self._show_error()
+
+    def _show_log(self) -> None:
+        """The Log tab is filled when shown, from the follower's bounded line buffer."""
+        log = self.query_one("#monitor-log", Log)
+        log.clear()
+        if self.follower.log is not None:
+            log.write_lines(list(self.follower.log.lines))
+
+    def _set_text(self, selector: str, text: Text) -> None:
+        """Update a Static only when its text changed (each update lays the screen out)."""
+        previous = self._shown_text.get(selector)
+        if previous == text:
+            return
+        self._shown_text[selector] = text
+        widget = self.query_one(selector, Static)
+        # Same number of lines, none wider than the widget: the height cannot change.
+        lines = text.plain.split("\n")
+        same_height = (previous is not None and len(lines) == len(previous.plain.split("\n"))
+                       and max(map(len, lines)) <= widget.content_size.width)
+        widget.update(text, layout=not same_height)
 
     def _show_status(self) -> None:
         state = self.follower.state
@@ -229,12 +265,12 @@ class MonitorScreen(Screen):
                 text.append(f"  {params / 1e6:.1f}M params")
         if self.reason:
             text.append(f"\n{self.reason}", style="dim" if self.status == RUNNING else "red")
-        self.query_one("#monitor-status", Static).update(text)
+        self._set_text("#monitor-status", text)
 
     def _show_checkpoints(self) -> None:
         state = self.follower.state
         if not state.checkpoints and not state.averages:
-            self.query_one("#monitor-checkpoints", Static).update("")
+            self._set_text("#monitor-checkpoints", Text())
             return
         text = Text()
         if state.checkpoints:
@@ -243,14 +279,15 @@ class MonitorScreen(Screen):
             text.append(f"{len(state.checkpoints)} saved, last {Path(str(last.get('path', ''))).name}")
         if state.averages:
             text.append(f"  averaged {Path(str(state.averages[-1].get('path', ''))).name}")
-        self.query_one("#monitor-checkpoints", Static).update(text)
+        self._set_text("#monitor-checkpoints", text)
 
     def _show_error(self) -> None:
         """A dead job shows its error event and the tail of console.log."""
         panel = self.query_one("#monitor-error", Static)
         state = self.follower.state
         if self.status not in (CRASHED, FAILED):
-            panel.display = False
+            if panel.display:
+                panel.display = False
             return
         text = Text()
         if state.errors:
@@ -265,7 +302,7 @@ class MonitorScreen(Screen):
         if tail:
             text.append(f"--- tail of {self.follower.log.path.name} ---\n", style="dim")
             text.append("\n".join(tail))
-        panel.update(text)
+        self._set_text("#monitor-error", text)
         panel.display = True
 
     def _draw_charts(self) -> None:
@@ -274,12 +311,19 @@ class MonitorScreen(Screen):
         if self.query_one(TabbedContent).active != "charts":
             return
         self._charts_due = False
-        for chart in self.query(MetricChart):
-            chart.redraw(self.follower.state.series)
+        with self.follower.lock:  # the poll worker may be appending to the series
+            for chart in self.query(MetricChart):
+                chart.redraw(self.follower.state.series)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self._charts_due = True
-        self.call_after_refresh(self._draw_charts)
+        tab = self.query_one(TabbedContent).active
+        if tab == "overview" and self._overview_due and self.attached:
+            self._show_overview()
+        elif tab == "log":
+            self._show_log()
+        elif tab == "charts":
+            self._charts_due = True
+            self.call_after_refresh(self._draw_charts)
 
     def on_resize(self) -> None:
         self._charts_due = True

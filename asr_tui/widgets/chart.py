@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from asr_tui.run_state import Series
 
@@ -42,8 +42,12 @@ def thin(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float]
     return out_x, out_y
 
 
-class MetricChart(Static):
-    """Chart of the series whose names are given (e.g. train/loss and valid/loss)."""
+class MetricChart(Widget):
+    """Chart of the series whose names are given (e.g. train/loss and valid/loss).
+
+    A plain Widget rather than a Static: a new drawing has the widget's own size, so it is
+    repainted without laying out the whole screen again.
+    """
 
     DEFAULT_CSS = """
     MetricChart { height: 1fr; min-height: 6; }
@@ -51,8 +55,9 @@ class MetricChart(Static):
 
     def __init__(self, title: str, names: list[str] | None = None, prefix: str | None = None,
                  **kwargs) -> None:
-        super().__init__("", **kwargs)
+        super().__init__(**kwargs)
         self.title = title
+        self.drawing = Text("")
         self.names = list(names or [])
         self.prefix = prefix  # chart every series starting with it (lr/<scheduler>)
         self.smoothing = False
@@ -77,10 +82,14 @@ class MetricChart(Static):
             return False
         self._drawn_key = key
         if not chosen:
-            self.update(Text(f"{self.title}: no data yet", style="dim"))
-            return True
-        self.update(Text.from_ansi(self._render_plot(chosen, width, height)))
+            self.drawing = Text(f"{self.title}: no data yet", style="dim")
+        else:
+            self.drawing = Text.from_ansi(self._render_plot(chosen, width, height))
+        self.refresh()
         return True
+
+    def render(self) -> Text:
+        return self.drawing
 
     def _render_plot(self, chosen: list[tuple[str, Series]], width: int, height: int) -> str:
         import plotext  # imported on first draw: the console must start without it

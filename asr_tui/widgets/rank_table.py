@@ -51,6 +51,12 @@ class RankTable(DataTable):
     def show(self, ranks: list[dict]) -> None:
         rows = [row for row in ranks if isinstance(row, dict)]
         keys = _column_order(set().union(*(row.keys() for row in rows)) if rows else set())
+        if keys == self._columns and self.row_count == len(rows):
+            # Same shape: change cells in place, which repaints rows instead of rebuilding.
+            for index, row in enumerate(rows):
+                for key in keys:
+                    self.update_cell(str(index), key, format_value(key, row.get(key, "")))
+            return
         if keys != self._columns:
             self.clear(columns=True)
             self._columns = keys
@@ -61,4 +67,4 @@ class RankTable(DataTable):
             self.clear()
         for index, row in enumerate(rows):
             self.add_row(str(row.get("rank", index)),
-                         *(format_value(key, row.get(key, "")) for key in keys))
+                         *(format_value(key, row.get(key, "")) for key in keys), key=str(index))

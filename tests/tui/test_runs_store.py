@@ -103,6 +103,7 @@ def test_sampled_attach_matches_full_parse(tmp_path, monkeypatch):
     full = RunState(max_points=200)
     full_scan = scan_history(run.run_dir / "events.jsonl", full)
     monkeypatch.setattr(tailer, "FULL_PARSE_BYTES", 1024)
+    monkeypatch.setattr(tailer, "SCAN_CHUNK_BYTES", 100)  # lines longer than the buffer, lines cut
     sampled = RunState(max_points=200)
     sampled_scan = scan_history(run.run_dir / "events.jsonl", sampled, train_samples=400)
     assert sampled_scan.offset == full_scan.offset  # both stop before the torn line

@@ -1,0 +1,232 @@
+"""Console figures, one ``name: value`` per line.
+
+first_frame_s: from starting ``asr-tui`` (a fresh interpreter) to its first painted frame
+(goal <= 1.0; torch must not be imported). follow_cpu_fraction: CPU of the console, in cores,
+while its monitor follows a run writing 200 events/s with the charts on show (goal <= 0.10).
+attach_1m_events_s: opening the monitor of a run whose log holds 1,000,000 events until the
+whole history is on screen (goal <= 2.0). peak_rss_mb: the console's peak resident memory.
+
+    python bench/tui.py [--events 1000000] [--follow-seconds 10] [--rate 200]
+
+The console runs headless (Textual's headless driver) in a child process per figure; run
+directories are made in a temporary folder and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RANKS = 2
+
+
+def train_line(step: int, when: float) -> str:
+    """One train event as the engine writes it (compact JSON, two rank rows)."""
+    loss = 3.0 / (1 + step / 5000) + 0.2
+    ranks = ",".join(
+        f'{{"rank":{r},"loss":{loss + 0.01 * r:.5f},"batch_size":24,"data_load_s":0.004,'
+        f'"forward_s":0.118,"backward_s":0.207,"optim_s":0.011,"total_s":0.341,"memory_mb":812.4}}'
+        for r in range(RANKS))
+    return (f'{{"event":"train","time":{when:.3f},"epoch":{step // 10000 + 1},"step":{step},'
+            f'"lr":{{"main":{1e-3 * min(1.0, step / 25000):.6g}}},"loss":{loss:.5f},'
+            f'"acc":{0.9 - 0.8 / (1 + step / 3000):.5f},"grad_norm":{{"main":2.513}},'
+            f'"throughput":812.5,"padding_ratio":0.11,"ranks":[{ranks}]}}\n')
+
+
+def start_line(when: float, steps_per_epoch: int, max_epoch: int) -> str:
+    return json.dumps({"event": "start", "time": when, "world_size": RANKS, "num_params": 30_000_000,
+                       "steps_per_epoch": steps_per_epoch, "max_epoch": max_epoch,
+                       "resumed_from": None, "config": {}}, separators=(",", ":")) + "\n"
+
+
+def make_run(run_dir: Path, events: int, pid: int | None) -> None:
+    """A run directory whose log holds ``events`` events (train, with valid and checkpoints)."""
+    run_dir.mkdir(parents=True)
+    record = {"argv": ["bench"], "pid": pid, "pgid": pid, "host": os.uname().nodename,
+              "start_time": time.time(), "status": "running", "launched_by": "asr-tui"}
+    (run_dir / "run.json").write_text(json.dumps(record))
+    now = time.time() - events
+    with open(run_dir / "events.jsonl", "w", encoding="utf-8") as handle:
+        handle.write(start_line(now, max(1, events // 10), 20))
+        chunk = []
+        for index in range(1, events):
+            step = index * 10
+            if index % 100 == 0:
+                chunk.append(f'{{"event":"valid","time":{now + index:.3f},"epoch":1,"step":{step},'
+                             f'"loss":1.5,"acc":0.7}}\n')
+            elif index % 1000 == 0:
+                chunk.append(f'{{"event":"checkpoint","time":{now + index:.3f},"path":"model.pt.ep1.{step}",'
+                             f'"epoch":1,"step":{step},"metric":"acc","metrics":{{"acc":0.7,"loss":1.5}},'
+                             f'"kept":[],"deleted":[]}}\n')
+            else:
+                chunk.append(train_line(step, now + index))
+            if len(chunk) >= 10000:
+                handle.write("".join(chunk))
+                chunk.clear()
+        handle.write("".join(chunk))
+
+
+def child_report(**figures) -> None:
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("BENCH " + json.dumps(figures), flush=True)
+
+
+def run_child(args: list[str], timeout: float = 300) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
+                         timeout=timeout, cwd=tempfile.gettempdir())
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    raise RuntimeError(f"bench child {args} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+
+
+# Children: each runs the console headless and reports one figure.
+
+def child_first_frame(root: str, started: float) -> None:
+    from asr_tui.app import AsrTuiApp
+
+    class Timed(AsrTuiApp):
+        def on_mount(self) -> None:
+            super().on_mount()
+            self.call_after_refresh(self.first_frame)
+
+        def first_frame(self) -> None:
+            child_report(first_frame_s=time.time() - started, torch_imported="torch" in sys.modules)
+            self.exit()
+
+    Timed(runs_root=Path(root)).run(headless=True, size=(80, 24))
+
+
+def child_follow(run_dir: str, seconds: float) -> None:
+    from asr_tui.app import AsrTuiApp
+    from asr_tui.screens.monitor import MonitorScreen
+
+    class Following(AsrTuiApp):
+        def on_mount(self) -> None:
+            super().on_mount()
+            self.set_timer(3.0, self.begin)
+
+        def begin(self) -> None:
+            monitor = self.screen
+            assert isinstance(monitor, MonitorScreen), monitor
+            monitor.action_tab("charts")
+            self.steps_before = monitor.follower.state.step or 0
+            self.cpu_before = time.process_time()
+            self.wall_before = time.monotonic()
+            self.set_timer(seconds, self.finish)
+
+        def finish(self) -> None:
+            cpu = time.process_time() - self.cpu_before
+            wall = time.monotonic() - self.wall_before
+            followed = (self.screen.follower.state.step or 0) - self.steps_before
+            child_report(follow_cpu_fraction=cpu / wall, followed_steps=followed)
+            self.exit()
+
+    Following(runs_root=Path(run_dir).parent, run_dir=Path(run_dir)).run(headless=True, size=(120, 40))
+
+
+def child_attach(run_dir: str) -> None:
+    from asr_tui.app import AsrTuiApp
+    from asr_tui.screens.monitor import MonitorScreen
+
+    class Attaching(AsrTuiApp):
+        def on_mount(self) -> None:
+            super().on_mount()
+            self.opened = time.perf_counter()
+            self.set_interval(0.01, self.check)
+
+        def check(self) -> None:
+            monitor = self.screen
+            if isinstance(monitor, MonitorScreen) and monitor.attached:
+                state = monitor.follower.state
+                child_report(attach_1m_events_s=time.perf_counter() - self.opened,
+                             steps=state.step, valid_points=state.series["valid/acc"].total_points,
+                             checkpoints=len(state.checkpoints))
+                self.exit()
+
+    Attaching(runs_root=Path(run_dir).parent, run_dir=Path(run_dir)).run(headless=True, size=(120, 40))
+
+
+def writer(run_dir: Path, rate: float, stop_file: Path) -> None:
+    """Append ``rate`` train events per second (in batches, as a busy rank 0 would) until told to stop."""
+    step = 0
+    with open(run_dir / "events.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(start_line(time.time(), 1_000_000, 10))
+        handle.flush()
+        next_at = time.monotonic()
+        while not stop_file.exists():
+            batch = max(1, int(rate / 20))
+            handle.write("".join(train_line(step + i * 10, time.time()) for i in range(batch)))
+            handle.flush()
+            step += batch * 10
+            next_at += batch / rate
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--follow-seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        {"first_frame": lambda: child_first_frame(rest[0], float(rest[1])),
+         "follow": lambda: child_follow(rest[0], float(rest[1])),
+         "attach": lambda: child_attach(rest[0])}[kind]()
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="asr-tui-bench-"))
+    rss = []
+    try:
+        first = run_child(["first_frame", str(work / "empty"), repr(time.time())])
+        print(f"first_frame_s: {first['first_frame_s']:.3f}")
+        if first["torch_imported"]:
+            print("warning: torch was imported at start", file=sys.stderr)
+        rss.append(first["peak_rss_mb"])
+
+        live = work / "live"
+        make_run(live, 1000, os.getpid())
+        stop_file = work / "stop"
+        feeder = subprocess.Popen([sys.executable, "-c",
+                                   "import sys; sys.path.insert(0, sys.argv[1]); import bench.tui as b; "
+                                   "from pathlib import Path; b.writer(Path(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]))",
+                                   str(ROOT), str(live), str(args.rate), str(stop_file)])
+        try:
+            follow = run_child(["follow", str(live), str(args.follow_seconds)])
+        finally:
+            stop_file.touch()
+            feeder.wait(30)
+        print(f"follow_cpu_fraction: {follow['follow_cpu_fraction']:.3f}")
+        rss.append(follow["peak_rss_mb"])
+        if follow["followed_steps"] <= 0:
+            print("warning: the monitor did not follow the writer", file=sys.stderr)
+
+        big = work / "big"
+        started = time.perf_counter()
+        make_run(big, args.events, None)
+        size_mb = (big / "events.jsonl").stat().st_size / 1e6
+        print(f"# made a log of {args.events} events ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f}s",
+              file=sys.stderr)
+        attach = run_child(["attach", str(big)])
+        print(f"attach_1m_events_s: {attach['attach_1m_events_s']:.3f}")
+        rss.append(attach["peak_rss_mb"])
+        print(f"peak_rss_mb: {max(rss):.1f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
