@@ -27,6 +27,7 @@ class CheckpointInfo:
     loss: float | None = None
     size: int = 0
     mtime: float = 0.0
+    inode: int = 0
 
     @property
     def name(self) -> str:
@@ -90,12 +91,21 @@ def list_checkpoints(run_dir: Path) -> tuple[list[CheckpointInfo], list[str]]:
             int(match["epoch"]) if match["epoch"] else None)
         step = meta.get("step") if isinstance(meta.get("step"), int) else (
             int(match["step"]) if match["step"] else None)
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # deleted by keep-n-best while we looked
+            continue
         found.append(CheckpointInfo(
             path=path, kind=kind, epoch=epoch, step=step,
             acc=_number(metrics.get("acc")), loss=_number(metrics.get("loss")),
-            size=stat.st_size, mtime=stat.st_mtime,
+            size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
         ))
+    # model.pt is a hard link to the newest named checkpoint: it shares that file's metadata.
+    by_inode = {c.inode: c for c in found if c.kind in ("epoch", "step")}
+    for ckpt in found:
+        twin = by_inode.get(ckpt.inode) if ckpt.kind == "latest" else None
+        if twin is not None:
+            ckpt.epoch, ckpt.step, ckpt.acc, ckpt.loss = twin.epoch, twin.step, twin.acc, twin.loss
     order = {"epoch": 0, "step": 0, "latest": 1, "average": 2}
     found.sort(key=lambda c: (order[c.kind], c.step if c.step is not None else -1,
                               c.epoch if c.epoch is not None else -1, c.mtime))

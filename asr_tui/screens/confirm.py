@@ -27,8 +27,8 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="confirm-box"):
             yield Static(self.question, id="confirm-question")
             with Horizontal(id="confirm-buttons"):
-                yield Button(f"{self.yes} (y)", variant="error", id="confirm-yes")
-                yield Button("No (n)", id="confirm-no")
+                yield Button(f"{self.yes} (y)", variant="error", id="confirm-yes", compact=True)
+                yield Button("No (n)", id="confirm-no", compact=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "confirm-yes")

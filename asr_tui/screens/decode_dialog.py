@@ -43,15 +43,16 @@ class DecodeDialog(ModalScreen[DecodeRequest | None]):
         with Vertical(id="decode-box"):
             yield Static(f"Decode with {self.checkpoint.name}", id="decode-title")
             yield Label("test list (jsonl, wav.scp or audio file)")
-            yield Input(self.test_list, id="decode-list")
+            yield Input(self.test_list, id="decode-list", compact=True)
             yield Label("search mode")
-            yield Select([(m, m) for m in MODES], value=self.mode, allow_blank=False, id="decode-mode")
+            yield Select([(m, m) for m in MODES], value=self.mode, allow_blank=False, id="decode-mode",
+                         compact=True)
             yield Label("beam size (beam searches and rescoring)")
-            yield Input(str(self.beam), id="decode-beam", type="integer")
+            yield Input(str(self.beam), id="decode-beam", type="integer", compact=True)
             yield Static(id="decode-problem")
             with Horizontal(id="decode-buttons"):
-                yield Button("Decode (Enter)", variant="primary", id="decode-go")
-                yield Button("Cancel (Esc)", id="decode-cancel")
+                yield Button("Decode (Enter)", variant="primary", id="decode-go", compact=True)
+                yield Button("Cancel (Esc)", id="decode-cancel", compact=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_submit()

@@ -38,9 +38,15 @@ def test_list_merges_index_events_and_files(tmp_path):
     step_ckpt = found[0]
     assert (step_ckpt.epoch, step_ckpt.step, step_ckpt.acc) == (1, 50, None)
     assert found[1].acc is not None and found[1].step == 100
+    latest = found[4]
+    assert latest.kind == "latest" and latest.step is None  # a copy, not a link: no twin
     assert [c.name for c in nbest(found, 2, "acc")] == ["model.pt.ep4", "model.pt.ep3"]
     assert [c.name for c in nbest(found, 1, "loss")] == ["model.pt.ep4"]
     assert problems == []
+    (run.run_dir / "model.pt").unlink()
+    (run.run_dir / "model.pt").hardlink_to(run.run_dir / "model.pt.ep4")
+    latest = next(c for c in list_checkpoints(run.run_dir)[0] if c.kind == "latest")
+    assert (latest.epoch, latest.step) == (4, 400)
     (run.run_dir / "checkpoints.json").write_text("{broken")
     assert "checkpoints.json" in list_checkpoints(run.run_dir)[1][0]
 
