@@ -76,7 +76,7 @@ class RunsScreen(Screen):
                            ("epoch", "epoch"), ("metrics", "metrics"), ("started", "started"),
                            ("by", "by")):
             table.add_column(label, key=key)
-        self.query_one("#runs-root", Static).update(f"Runs under {self.root.resolve()}")
+        self.query_one("#runs-root", Static).update(f"Runs under {self.root.resolve()}  ·  Enter: monitor")
         self.action_refresh()
         self.set_interval(REFRESH_SECONDS, self.action_refresh)
 
