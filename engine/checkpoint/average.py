@@ -23,10 +23,12 @@ from engine.utils.fileio import atomic_torch_save
 
 def model_state(checkpoint: dict, path: str | os.PathLike) -> dict[str, Any]:
     """The model state dict in a checkpoint: a full training state's or an average's ``model``,
-    or the checkpoint itself when it is a bare state dict."""
-    weights = checkpoint.get("model", checkpoint)
+    FunASR's ``state_dict`` (so FunASR's own runs can be averaged), or the checkpoint itself
+    when it is a bare state dict."""
+    weights = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
     if not isinstance(weights, dict) or not any(isinstance(v, torch.Tensor) for v in weights.values()):
-        raise CheckpointError(f"checkpoint {path} holds no model state dict (no 'model' key with tensors)")
+        raise CheckpointError(f"checkpoint {path} holds no model state dict "
+                              f"(no 'model' or 'state_dict' key with tensors)")
     return weights
 
 

@@ -100,6 +100,20 @@ def _plain_metrics(metrics: dict | None) -> dict:
     return plain
 
 
+def _funasr_metrics(state: dict, name: str) -> dict:
+    """Validation metrics FunASR's trainer keeps inside its checkpoints, as
+    ``val_{acc,loss}_step_or_epoch: {checkpoint name: value}`` (older versions spell it
+    ``..._step_or_eoch``), so checkpoints of a FunASR run rank the same here."""
+    metrics = {}
+    for metric in METRICS:
+        for key in (f"val_{metric}_step_or_epoch", f"val_{metric}_step_or_eoch"):
+            table = state.get(key)
+            if isinstance(table, dict) and isinstance(table.get(name), (int, float)):
+                metrics[metric] = float(table[name])
+                break
+    return metrics
+
+
 def chronological_key(entry: dict) -> tuple:
     return (entry.get("time") or 0.0, entry.get("epoch") or 0, entry.get("step") or 0)
 
@@ -310,7 +324,8 @@ class CheckpointManager:
         else:
             meta = state.get("checkpoint_meta") if isinstance(state.get("checkpoint_meta"), dict) else {}
             entry = {"path": path.name, "kind": parsed.kind, "epoch": parsed.epoch,
-                     "step": meta.get("step", parsed.step), "metrics": meta.get("metrics") or {},
+                     "step": meta.get("step", parsed.step),
+                     "metrics": meta.get("metrics") or _funasr_metrics(state, path.name),
                      "time": meta.get("time", stat.st_mtime), "size": stat.st_size}
         self._warn(f"{path.name} was not in {INDEX} (a save was interrupted); picked up from the file")
         return entry

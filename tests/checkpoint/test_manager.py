@@ -174,3 +174,16 @@ def test_bad_settings_are_refused(tmp_path):
         CheckpointManager(tmp_path, metric="wer")
     with pytest.raises(ValueError, match="keep_nbest_models"):
         CheckpointManager(tmp_path, keep_nbest_models=0)
+
+
+def test_a_funasr_run_is_indexed_with_its_metrics(tmp_path, make_state):
+    """FunASR saves {"state_dict", "val_acc_step_or_epoch": {name: acc}, ...}: rank by that."""
+    accs = {"model.pt.ep1": 0.5, "model.pt.ep2": 0.9, "model.pt.ep3": 0.7}
+    for name in accs:
+        save_checkpoint(tmp_path / name, {"state_dict": make_state(1)["model"], "val_acc_step_or_epoch": accs,
+                                          "val_loss_step_or_eoch": {name: 1.0}})
+    manager = CheckpointManager(tmp_path, keep_nbest_models=5, avg_nbest_model=2, metric="acc")
+    assert [e["path"] for e in manager.best(2)] == ["model.pt.ep2", "model.pt.ep3"]
+    assert manager.best(1)[0]["metrics"] == {"acc": 0.9, "loss": 1.0}
+    averaged = load_checkpoint(manager.average(2))
+    assert torch.equal(averaged["model"]["0.weight"], make_state(1)["model"]["0.weight"])
