@@ -59,6 +59,8 @@ class PositionTrackingLoader:
             yield batch
 
     def __getattr__(self, name):
+        if name in ("loader", "sampler"):  # not set yet (unpickling): do not recurse
+            raise AttributeError(name)
         return getattr(self.loader, name)
 
 
