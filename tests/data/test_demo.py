@@ -48,3 +48,12 @@ def test_rerun_is_instant_and_incomplete_corpus_is_rebuilt(tmp_path):
     make_demo_corpus(tmp_path, num_train=6, seed=1, progress=False)
     assert (tmp_path / "train.jsonl").read_text() == first
     assert wav.read_bytes() == audio  # espeak-ng through the library, sharded: same bytes
+
+
+def test_asr_data_demo_command_reuses_a_complete_corpus(small_corpus, capsys):
+    from engine.data.cli import main
+
+    before = (small_corpus / STAMP).stat().st_mtime_ns
+    assert main(["demo", "--out", str(small_corpus), "--num-train", "80", "--seed", "0"]) == 0
+    assert "demo corpus ready" in capsys.readouterr().out
+    assert (small_corpus / STAMP).stat().st_mtime_ns == before
