@@ -140,6 +140,7 @@ class CheckpointManager:
         self.avg_nbest_model = avg_nbest_model
         self.metric = metric
         self.warnings: list[str] = []  # every repair of the index, also logged
+        self._lock_warned = False
         with self._locked():
             self._index = self._load_index()
             self._write_index()
@@ -264,7 +265,13 @@ class CheckpointManager:
         """Exclusive lock on the run directory for a read-modify-write of the index."""
         fd = os.open(self.run_dir, os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as error:  # a filesystem without locks (some NFS set-ups)
+                if not self._lock_warned:
+                    self._lock_warned = True
+                    self._warn(f"{self.run_dir}: cannot lock ({error.strerror}); do not run asr-average "
+                               f"while this run saves checkpoints")
             yield
         finally:
             os.close(fd)

@@ -187,3 +187,16 @@ def test_a_funasr_run_is_indexed_with_its_metrics(tmp_path, make_state):
     assert manager.best(1)[0]["metrics"] == {"acc": 0.9, "loss": 1.0}
     averaged = load_checkpoint(manager.average(2))
     assert torch.equal(averaged["model"]["0.weight"], make_state(1)["model"]["0.weight"])
+
+
+def test_works_where_the_filesystem_cannot_lock(tmp_path, make_state, monkeypatch):
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    manager = CheckpointManager(tmp_path, keep_nbest_models=1, avg_nbest_model=0, metric="acc")
+    manager.save(make_state(1), epoch=1, metrics={"acc": 0.5})
+    assert [e["epoch"] for e in manager.entries()] == [1]
+    assert len(manager.warnings) == 1 and "cannot lock (No locks available)" in manager.warnings[0]
