@@ -3,7 +3,7 @@
     asr-average --run DIR [--num N] [--metric acc|loss]    the N best by the validation metric
     asr-average --run DIR --last N                          the N newest
     asr-average --run DIR --checkpoints P [P ...]           exactly these files
-    ... [--out PATH] [--export MODEL_DIR]
+    ... [--out PATH] [--export MODEL_DIR] [--list]
 
 N and the metric default to the run's own avg_nbest_model and avg_keep_nbest_models_type (kept in
 checkpoints.json). The result is written atomically, recorded in checkpoints.json, and announced
@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="output file (default: RUN/model.pt.avg{N})")
     parser.add_argument("--export", type=Path, metavar="MODEL_DIR",
                         help="also write a loadable model directory with the averaged weights")
+    parser.add_argument("--list", action="store_true",
+                        help="only show the checkpoints and mark the ones that would be averaged")
     return parser
 
 
@@ -78,6 +80,43 @@ def explicit_entries(manager: CheckpointManager, paths: list[Path]) -> list[dict
     return entries
 
 
+def choose(manager: CheckpointManager, args: argparse.Namespace) -> tuple[list[dict], str]:
+    """The entries to average and how they were chosen ("acc", "loss", "last" or "explicit")."""
+    if args.checkpoints:
+        wanted, how = len(args.checkpoints), "explicit"
+        chosen = explicit_entries(manager, args.checkpoints)
+    elif args.last:
+        wanted, how = args.last, "last"
+        chosen = manager.last(wanted)
+    else:
+        wanted, how = args.num or manager.avg_nbest_model, args.metric or manager.metric
+        if wanted < 1:
+            raise ValueError(f"{manager.run_dir} averages no checkpoints (avg_nbest_model 0): pass --num N")
+        chosen = manager.best(wanted, how)
+    if not chosen:
+        raise CheckpointError(f"{manager.run_dir} has no epoch or step checkpoints (model.pt.ep*) to average")
+    if len(chosen) < wanted:
+        print(f"asr-average: only {len(chosen)} checkpoints exist; averaging all of them", file=sys.stderr)
+    return chosen, how
+
+
+def describe(entry: dict) -> str:
+    scores = ", ".join(f"{m} {metric_value(entry, m):.4f}" for m in METRICS if metric_value(entry, m) is not None)
+    parts = [f"{name} {entry[name]}" for name in ("epoch", "step") if entry.get(name) is not None]
+    return ", ".join(parts + ([scores] if scores else [])) or "no metadata"
+
+
+def print_table(manager: CheckpointManager, chosen: list[dict]) -> None:
+    """Every checkpoint of the run, oldest first; '*' marks the ones averaged."""
+    picked = {e["path"] for e in chosen}
+    for entry in manager.entries():
+        size = f"{entry['size'] / 2**20:.1f} MiB" if isinstance(entry.get("size"), int) else ""
+        print(f"{'*' if entry['path'] in picked else ' '} {entry['path']:<24} {describe(entry)}  {size}")
+    for entry in chosen:
+        if entry["path"] not in {e["path"] for e in manager.entries()}:
+            print(f"* {entry['path']}  {describe(entry)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -96,26 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             run_dir, keep_nbest_models=int(settings.get("keep_nbest_models", 1)),
             avg_nbest_model=int(settings.get("avg_nbest_model", DEFAULT_NUM)),
             metric=settings.get("metric", DEFAULT_METRIC))
-        if args.checkpoints:
-            wanted, how = len(args.checkpoints), "explicit"
-            chosen = explicit_entries(manager, args.checkpoints)
-        elif args.last:
-            wanted, how = args.last, "last"
-            chosen = manager.last(wanted)
-        else:
-            wanted, how = args.num or manager.avg_nbest_model, args.metric or manager.metric
-            if wanted < 1:
-                raise ValueError(f"{run_dir} averages no checkpoints (avg_nbest_model 0): pass --num N")
-            chosen = manager.best(wanted, how)
-        if not chosen:
-            raise CheckpointError(f"{run_dir} has no epoch or step checkpoints (model.pt.ep*) to average")
-        if len(chosen) < wanted:
-            print(f"asr-average: only {len(chosen)} checkpoints exist; averaging all of them",
-                  file=sys.stderr)
-        for entry in sorted(chosen, key=lambda e: e.get("time") or 0.0):
-            scores = ", ".join(f"{m} {metric_value(entry, m):.4f}" for m in METRICS
-                               if metric_value(entry, m) is not None)
-            print(f"  {entry['path']}" + (f"  ({scores})" if scores else ""))
+        chosen, how = choose(manager, args)
+        print_table(manager, chosen)
+        if args.list:
+            return 0
         result = manager.average_entries(chosen, how, out_path=args.out, progress=True)
     except (CheckpointError, ValueError) as error:
         print(f"asr-average: error: {error}", file=sys.stderr)

@@ -250,7 +250,7 @@ class CheckpointManager:
         result = AverageResult(path=out, sources=paths, metric=metric)
         if out.parent.absolute() == self.run_dir.absolute() and parse_name(out.name):
             with self._locked():
-                self._index = self._load_index()
+                self._index = self._load_index(skip={out.name})
                 self._index["averages"] = [a for a in self._index["averages"] if a["path"] != out.name]
                 self._index["averages"].append({
                     "path": out.name, "sources": [relative_path(p, self.run_dir) for p in paths],
@@ -281,7 +281,14 @@ class CheckpointManager:
                  "keep_nbest_models": self.keep_nbest_models, "avg_nbest_model": self.avg_nbest_model,
                  "checkpoints": sorted(self._index["checkpoints"], key=chronological_key),
                  "averages": sorted(self._index["averages"], key=lambda a: a.get("time") or 0.0)}
-        atomic_write_text(self.run_dir / INDEX, json.dumps(index, indent=1, allow_nan=False) + "\n")
+        text = json.dumps(index, indent=1, allow_nan=False) + "\n"
+        path = self.run_dir / INDEX
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return  # unchanged: readers watching its mtime are not woken for nothing
+        except (FileNotFoundError, UnicodeDecodeError):
+            pass
+        atomic_write_text(path, text)
 
     def _warn(self, message: str) -> None:
         self.warnings.append(message)

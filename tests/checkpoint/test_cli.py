@@ -38,7 +38,7 @@ def last_event(run):
     return event
 
 
-def test_default_is_the_runs_own_nbest(run_dir, capsys):
+def test_default_is_the_runs_own_nbest(run_dir, capsys, caplog):
     assert main(["--run", str(run_dir)]) == 0
     averaged = load_checkpoint(run_dir / "model.pt.avg3")
     assert torch.equal(averaged["model"]["0.weight"], hand_average([2, 4, 5]).float())
@@ -52,7 +52,18 @@ def test_default_is_the_runs_own_nbest(run_dir, capsys):
     assert [a["path"] for a in index["averages"]] == ["model.pt.avg3"]
     assert index["keep_nbest_models"] == 10  # the run's settings survive the CLI's rewrite
     out = capsys.readouterr().out
-    assert "model.pt.ep2  (acc 0.9000, loss 1.1000)" in out and "into" in out
+    assert "* model.pt.ep2             epoch 2, acc 0.9000, loss 1.1000" in out
+    assert "  model.pt.ep1             epoch 1, acc 0.5000, loss 1.5000" in out  # listed, not averaged
+    assert "averaged 3 checkpoints (acc) into" in out
+    assert caplog.records == []  # nothing to repair in a healthy run
+
+
+def test_list_changes_nothing(run_dir, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    assert main(["--run", str(run_dir), "--num", "2", "--list"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+    marked = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("*")]
+    assert marked == ["model.pt.ep2", "model.pt.ep4"]
 
 
 def test_num_metric_last_and_out(run_dir, tmp_path):

@@ -167,6 +167,7 @@ def test_average_best_records_sources(tmp_path, make_state):
     # too few checkpoints: the name says how many were really averaged
     assert manager.average(10).path == tmp_path / "model.pt.avg3"
     assert manager.average(2, metric="last").sources == [tmp_path / "model.pt.ep2", tmp_path / "model.pt.ep3"]
+    assert manager.warnings == []
 
 
 def test_bad_settings_are_refused(tmp_path):
