@@ -26,10 +26,8 @@ def run_dir(tmp_path, make_state):
     return run
 
 
-def hand_average(epochs, key="0.weight"):
-    from tests.checkpoint.conftest import training_state
-
-    return sum(training_state(e)["model"][key].double() for e in epochs) / len(epochs)
+def hand_average(make_state, epochs, key="0.weight"):
+    return sum(make_state(e)["model"][key].double() for e in epochs) / len(epochs)
 
 
 def last_event(run):
@@ -38,10 +36,10 @@ def last_event(run):
     return event
 
 
-def test_default_is_the_runs_own_nbest(run_dir, capsys, caplog):
+def test_default_is_the_runs_own_nbest(run_dir, make_state, capsys, caplog):
     assert main(["--run", str(run_dir)]) == 0
     averaged = load_checkpoint(run_dir / "model.pt.avg3")
-    assert torch.equal(averaged["model"]["0.weight"], hand_average([2, 4, 5]).float())
+    assert torch.equal(averaged["model"]["0.weight"], hand_average(make_state, [2, 4, 5]).float())
     assert averaged["model"]["1.num_batches_tracked"].item() == 5  # from the newest of the three
     assert averaged["metric"] == "acc"
     assert [s["epoch"] for s in averaged["sources"]] == [2, 4, 5]
@@ -66,12 +64,12 @@ def test_list_changes_nothing(run_dir, capsys):
     assert marked == ["model.pt.ep2", "model.pt.ep4"]
 
 
-def test_num_metric_last_and_out(run_dir, tmp_path):
+def test_num_metric_last_and_out(run_dir, make_state, tmp_path):
     assert main(["--run", str(run_dir), "--num", "2", "--metric", "loss"]) == 0
     assert [s["epoch"] for s in load_checkpoint(run_dir / "model.pt.avg2")["sources"]] == [2, 4]
     assert main(["--run", str(run_dir), "--last", "2", "--out", str(tmp_path / "elsewhere.pt")]) == 0
     averaged = load_checkpoint(tmp_path / "elsewhere.pt")
-    assert torch.equal(averaged["model"]["0.weight"], hand_average([4, 5]).float())
+    assert torch.equal(averaged["model"]["0.weight"], hand_average(make_state, [4, 5]).float())
     assert averaged["metric"] == "last"
     assert last_event(run_dir)["path"] == str(tmp_path / "elsewhere.pt")
 
@@ -84,7 +82,7 @@ def test_explicit_checkpoints_inside_and_outside_the_run(run_dir, tmp_path, make
     assert main(["--run", str(run_dir), "--checkpoints", str(run_dir / "model.pt.ep1"), "model.pt.ep3",
                  "other/model.pt.ep9"]) == 0
     averaged = load_checkpoint(run_dir / "model.pt.avg3")
-    assert torch.equal(averaged["model"]["0.weight"], hand_average([1, 3, 9]).float())
+    assert torch.equal(averaged["model"]["0.weight"], hand_average(make_state, [1, 3, 9]).float())
     assert averaged["model"]["1.num_batches_tracked"].item() == 9  # newest file: the one written last
     event = last_event(run_dir)
     assert event["metric"] == "explicit"
