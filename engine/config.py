@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -147,6 +148,9 @@ MINIMUM: dict[str, int] = {
 
 LIST_KEYS = ("train_data_set_list", "valid_data_set_list", "test_data_set_list")
 
+# YAML 1.1 reads ``1e-3`` (no dot) as text; FunASR users type it on the command line as a number.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
 
 class ConfigError(ValueError):
     """A config problem; the message names the file and the dotted key."""
@@ -184,6 +188,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML: {exc}") from None
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
+        value = float(value)
     return key.split("."), value
 
 

@@ -115,3 +115,8 @@ def test_config_module_does_not_import_torch():
     code = "import sys, engine.config, engine.utils.fileio; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_overrides_read_exponent_numbers_as_numbers():
+    assert apply_overrides({}, ["++optim_conf.lr=1e-3", "++a=2E+2", "++b=e5"]) == {
+        "optim_conf": {"lr": 0.001}, "a": 200.0, "b": "e5"}
