@@ -35,6 +35,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = Fa
         raise CheckpointNotFoundError(f"checkpoint {path} {what}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except MemoryError:
+        raise
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"checkpoint {path} is unreadable (torn, corrupt or not a torch "
