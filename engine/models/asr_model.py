@@ -66,4 +66,5 @@ class ASRModel(nn.Module):
         loss_att = self.criterion_att(decoder_out, ys_out)
         acc = th_accuracy(decoder_out.detach(), ys_out, self.ignore_id)
         loss = self.ctc_weight * loss_ctc + (1.0 - self.ctc_weight) * loss_att
-        return {"loss": loss, "loss_ctc": loss_ctc.detach(), "loss_att": loss_att.detach(), "acc": acc}
+        # The terms keep their graphs: an OptimScheduler may optimise one of them (optim_loss: loss_ctc).
+        return {"loss": loss, "loss_ctc": loss_ctc, "loss_att": loss_att, "acc": acc}

@@ -125,7 +125,11 @@ def test_label_smoothing_matches_its_definition():
 def test_hybrid_loss_weights_and_accuracy():
     asr = tiny()
     out = asr(*batch())
-    torch.testing.assert_close(out["loss"].detach(), 0.3 * out["loss_ctc"] + 0.7 * out["loss_att"])
+    torch.testing.assert_close(out["loss"], 0.3 * out["loss_ctc"] + 0.7 * out["loss_att"])
+    # Each term can drive its own OptimScheduler (SpeeChain's optim_loss): it keeps its graph.
+    assert out["loss_ctc"].requires_grad and out["loss_att"].requires_grad and not out["acc"].requires_grad
+    out["loss_ctc"].backward()
+    assert asr.ctc.ctc_lo.weight.grad is not None and asr.decoder.output_layer.weight.grad is None
     logits = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]])
     assert th_accuracy(logits, torch.tensor([[1, 1, -1]])).item() == pytest.approx(0.5)
 
