@@ -115,6 +115,15 @@ def _synthesize_shard_in_fresh_process(jobs: list[tuple[dict, str]]) -> list[tup
     return synthesize_shard(jobs, make_synthesizer())
 
 
+def _worker_context():
+    """Fork workers from a fork server, not from this process: the server imports torchaudio
+    once (forking is then cheap) and has never loaded libespeak-ng, whose state a worker
+    forked from a process that had used it would inherit, changing the audio."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torchaudio", "engine.data.demo"])
+    return context
+
+
 def _read_stamp(out_dir: Path) -> dict | None:
     try:
         return json.loads((out_dir / STAMP).read_text(encoding="utf-8"))
@@ -141,8 +150,6 @@ def make_demo_corpus(out_dir, num_train: int = 3000, seed: int = 0, progress: bo
         return out_dir
     if ctypes.util.find_library("espeak-ng") is None and shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
-    import torchaudio  # noqa: F401  imported once here, so that the forked workers inherit it
-
     (out_dir / STAMP).unlink(missing_ok=True)
     plan = plan_corpus(num_train, seed)
     for split in split_sizes(num_train):
@@ -154,7 +161,7 @@ def make_demo_corpus(out_dir, num_train: int = 3000, seed: int = 0, progress: bo
     shards = [jobs[start: start + SHARD_SIZE] for start in range(0, len(jobs), SHARD_SIZE)]
     samples: dict[str, int] = {}
     with tqdm(total=len(jobs), desc="synthesising demo corpus", unit="utt", disable=not progress) as bar:
-        with multiprocessing.get_context("fork").Pool(num_workers, maxtasksperchild=1) as pool:
+        with _worker_context().Pool(num_workers, maxtasksperchild=1) as pool:
             for results in pool.imap(_synthesize_shard_in_fresh_process, shards):
                 samples.update(results)
                 bar.update(len(results))
