@@ -118,9 +118,18 @@ def read_jsonl(path, strict: bool = False, check_audio: bool = True, fs: int = 1
             continue
         seen[key] = number
         target = entry["target"]
-        if not isinstance(target, str) or not target.strip():
+        if not isinstance(target, str):
+            problem("bad_field", number, key, f"target must be a string, got {type(target).__name__}")
+            continue
+        if not target.strip():
             problem("empty_text", number, key)
             continue
+        if "source_len" in entry:
+            try:
+                entry["source_len"] = int(entry["source_len"])
+            except (TypeError, ValueError):
+                problem("bad_field", number, key, f"source_len must be a number, got {entry['source_len']!r}")
+                continue
         entry["key"] = key
         entry["target"] = target.strip()
         entry["source"] = resolve_source(str(entry["source"]), list_dir)

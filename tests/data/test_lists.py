@@ -28,6 +28,8 @@ def bad_list(tmp_path):
         json.dumps({"key": "g", "source": "broken.wav", "target": "text"}).encode(),
         '{"key": "h", "source": "a.wav", "target": "caf\u00e9"}'.encode("latin-1"),  # not UTF-8
         json.dumps({"key": "i", "target": "no source"}).encode(),
+        json.dumps({"key": "j", "source": "a.wav", "source_len": "long", "target": "text"}).encode(),
+        json.dumps({"key": "k", "source": "a.wav", "target": 42}).encode(),
     ]
     path = tmp_path / "list.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -38,13 +40,15 @@ def test_bad_entries_are_skipped_and_reported_by_line_and_key(bad_list):
     entries, report = read_jsonl(bad_list)
     assert [e["key"] for e in entries] == ["a", "b"]
     assert dict(report.dropped) == {"malformed_json": 1, "duplicate_key": 1, "empty_text": 1, "missing_audio": 1,
-                                    "unreadable_audio": 1, "not_utf8": 1, "missing_field": 1}
+                                    "unreadable_audio": 1, "not_utf8": 1, "missing_field": 1,
+                                    "bad_field": 2}
     where = {(p.reason, p.line, p.key) for p in report.problems}
     assert ("malformed_json", 3, None) in where
     assert ("duplicate_key", 4, "a") in where
     assert ("missing_audio", 6, "f") in where
     assert ("unreadable_audio", 7, "g") in where
     assert ("not_utf8", 8, None) in where
+    assert ("bad_field", 10, "j") in where and ("bad_field", 11, "k") in where
     text = report.format()
     assert f"{bad_list}:6 key 'f': missing_audio" in text
     assert "2 utterances" in text
