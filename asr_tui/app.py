@@ -133,6 +133,7 @@ class AsrTuiApp(App):
         self._open(MonitorScreen(run_dir))
 
     def on_resume_requested(self, message: ResumeRequested) -> None:
+        self.notify(f"resuming {message.run_dir.name} from {message.checkpoint.name} …")
         self._resume(message.run_dir, message.checkpoint)
 
     @work(thread=True, group="launch")

@@ -22,6 +22,10 @@ from engine.utils.fileio import atomic_write_text
 
 from asr_tui.command import torchrun_argv, torchrun_env
 from asr_tui.runs_store import RunJsonError, process_alive, read_run_json
+from asr_tui.tailer import read_tail_events
+
+# How long a job that has written its `end` event may take to exit before a relaunch gives up.
+EXIT_WAIT_SECONDS = 60.0
 
 
 class LaunchError(RuntimeError):
@@ -79,13 +83,24 @@ class Launcher:
         override = f"++train_conf.resume_from={checkpoint.resolve()}"
         return self._start(run_dir, config, config_path, [override], resumed_from=str(checkpoint))
 
-    def _refuse_if_running(self, run_dir: Path) -> None:
+    def _refuse_if_running(self, run_dir: Path, exit_wait_s: float = EXIT_WAIT_SECONDS) -> None:
+        """Refuse while a job lives in ``run_dir``; one that wrote its `end` event gets
+        ``exit_wait_s`` to exit (torchrun reaps its workers after the engine has saved)."""
         try:
             record = read_run_json(run_dir)
         except RunJsonError:
             return  # unreadable record: it will be replaced by the new launch
-        if record and process_alive(record):
-            raise LaunchError(f"{run_dir}: a job is still running there (pid {record.get('pid')}); stop it first")
+        if not record or not process_alive(record):
+            return
+        events, _, _ = read_tail_events(Path(run_dir) / "events.jsonl")
+        if any(event.get("event") == "end" for event in events):
+            deadline = time.monotonic() + exit_wait_s
+            while time.monotonic() < deadline:
+                self.reap()
+                if not process_alive(record):
+                    return
+                time.sleep(0.2)
+        raise LaunchError(f"{run_dir}: a job is still running there (pid {record.get('pid')}); stop it first")
 
     def _start(self, run_dir: Path, config: dict, config_path: Path, extra_args: list[str],
                resumed_from: str | None) -> Path:

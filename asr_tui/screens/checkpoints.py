@@ -56,6 +56,7 @@ class CheckpointsScreen(Screen):
         self.busy = False
         self.result: DecodeResult | None = None
         self._nbest_done = False
+        self._select_after: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -124,6 +125,10 @@ class CheckpointsScreen(Screen):
                 human_size(ckpt.size), time.strftime("%m-%d %H:%M", time.localtime(ckpt.mtime)),
                 key=ckpt.name,
             )
+        names = [c.name for c in self.checkpoints]
+        if self._select_after in names and self.busy is False:
+            row = names.index(self._select_after)
+            self._select_after = None
         if self.checkpoints:
             table.move_cursor(row=min(row, len(self.checkpoints) - 1), animate=False)
 
@@ -178,6 +183,7 @@ class CheckpointsScreen(Screen):
             if yes:
                 argv = tool_argv("asr-average", "--run", str(self.run_dir), "--out", str(out),
                                  "--checkpoints", *(str(c.path) for c in chosen))
+                self._select_after = out.name  # the new average is what one decodes next
                 self._run_tool(argv, self.run_dir / "average.log", f"averaging {len(chosen)} → {out.name}",
                                decode_dir=None)
 

@@ -75,6 +75,7 @@ async def test_average_marked_and_decode_by_keys(tmp_path, fake_tools):
         await wait_for(pilot, lambda: not screen.busy and (run.run_dir / "model.pt.avg3").exists())
         await wait_for(pilot, lambda: "model.pt.avg3" in [c.name for c in screen.checkpoints])
         assert "done" in text_of(screen.query_one("#ckpt-job", Static))
+        assert screen.selected().name == "model.pt.avg3"  # ready to be decoded
 
         table.move_cursor(row=0)
         await pilot.press("d")

@@ -1,0 +1,170 @@
+"""Drive the installed ``asr-tui`` inside tmux, by keys only, through a whole experiment.
+
+Load a preset derived from the demo preset (tiny model, few steps, 2 processes) from the
+presets screen, launch it as a 2-process CPU torchrun job, watch the rank table and the charts
+fill, stop it, resume it with one key, let it finish, average checkpoints and decode the test
+split -- reading the terminal with capture-pane at 80x24 as a user over SSH would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ASR_TUI = BIN / "asr-tui"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    pytest.mark.skipif(not ASR_TUI.exists(), reason="asr-tui is not installed in this environment"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Tmux:
+    """One detached tmux session running a command; keys in, screen text out."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict[str, str], width=80, height=24):
+        self.name = f"asr-tui-e2e-{uuid.uuid4().hex[:8]}"
+        self.socket = ["-L", self.name]  # a private tmux server: nothing shared with the user's
+        env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        subprocess.run(["tmux", *self.socket, "new-session", "-d", "-s", self.name, "-x", str(width),
+                        "-y", str(height), "-c", str(cwd), *env_args, *command], check=True)
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            subprocess.run(["tmux", *self.socket, "send-keys", "-t", self.name, key], check=True)
+            time.sleep(0.15)
+
+    def screen(self) -> str:
+        out = subprocess.run(["tmux", *self.socket, "capture-pane", "-p", "-t", self.name],
+                             capture_output=True, text=True)
+        return out.stdout
+
+    def wait_for(self, *texts: str, timeout: float = 60.0, absent: str | None = None) -> str:
+        """Wait until every text is on screen (and ``absent`` is not); returns the screen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if all(text in screen for text in texts) and (absent is None or absent not in screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waited {timeout}s for {texts!r}; screen:\n{screen}")
+            time.sleep(0.3)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", *self.socket, "kill-server"], capture_output=True)
+
+
+def events(run_dir: Path) -> list[dict]:
+    path = run_dir / "events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_events(run_dir: Path, condition, timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while not condition(found := events(run_dir)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"events of {run_dir}: {[e['event'] for e in found][-20:]}")
+        time.sleep(0.3)
+    return found
+
+
+def tiny_preset(work: Path) -> Path:
+    """The demo preset with a tiny model, few steps and two processes, saved as a user preset."""
+    preset = yaml.safe_load((ROOT / "presets" / "conformer-demo.yaml").read_text())
+    preset["output_dir"] = "exp/e2e"
+    preset["encoder_conf"].update(output_size=64, linear_units=128, num_blocks=1)
+    preset["decoder_conf"].update(linear_units=128)
+    preset["dataset_conf"].update(batch_size=1500, num_workers=0)
+    preset["train_conf"].update(max_epoch=6, log_interval=1, validate_interval=4,
+                                save_checkpoint_interval=4, keep_nbest_models=3, avg_nbest_model=3)
+    preset["distributed"].update(nproc_per_node=2, master_port=free_port())
+    preset["optim_sches"]["main"]["conf"].update(optim_loss="loss", step_per_update=1)
+    path = work / "config" / "asr-tui" / "presets" / "e2e-tiny.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(preset, sort_keys=False))
+    return path
+
+
+def test_whole_experiment_by_keys(tmp_path):
+    started = time.monotonic()
+    subprocess.run([str(BIN / "asr-data"), "demo", "--out", str(tmp_path / "data" / "demo"),
+                    "--num-train", "40"], check=True, capture_output=True, timeout=120)
+    tiny_preset(tmp_path)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color",
+           "OMP_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")}
+    tmux = Tmux([str(ASR_TUI), "--runs-root", "exp"], cwd=tmp_path, env=env)
+    run_dir = tmp_path / "exp" / "e2e"
+    try:
+        tmux.wait_for("Runs under", "No runs under")
+        # Load the preset from the presets screen, launch from the setup form's Run tab.
+        tmux.keys("p")
+        tmux.wait_for("e2e-tiny")
+        tmux.keys("End", "Enter")
+        tmux.wait_for("F8 Run", "exp/e2e")
+        tmux.keys("F8")
+        tmux.wait_for("torch.distributed.run")
+        tmux.keys("C-r")
+        # The monitor: per-rank rows and charts fill while the job runs.
+        tmux.wait_for("running", "batch size", timeout=90)
+        screen = tmux.wait_for("memory mb", timeout=60)
+        assert screen.count("\n 0 ") + screen.count("\n 1 ") >= 2 or " 1     " in screen
+        tmux.keys("2")
+        tmux.wait_for("loss", "┤", timeout=30)
+        # Stop: SIGTERM to the process group; the engine saves and ends the run as stopped.
+        tmux.keys("s")
+        tmux.wait_for("Stop e2e?")
+        tmux.keys("y")
+        tmux.wait_for("stopped", timeout=60)
+        found = wait_events(run_dir, lambda ev: ev and ev[-1]["event"] == "end", 30)
+        assert found[-1]["status"] == "stopped"
+        assert (run_dir / "model.pt").exists()
+        # Resume with one key, from model.pt; let it finish.
+        tmux.keys("r")
+        found = wait_events(run_dir, lambda ev: sum(e["event"] == "start" for e in ev) == 2, 60)
+        starts = [e for e in found if e["event"] == "start"]
+        assert starts[1]["resumed_from"] and starts[1]["resumed_from"].endswith("model.pt")
+        tmux.wait_for("finished", timeout=150)
+        # Checkpoints: the n-best are marked; average them, then decode the test split.
+        tmux.keys("c")
+        screen = tmux.wait_for("n-best: 3 by valid acc", "model.pt.ep")
+        assert screen.count("●") >= 2
+        tmux.keys("a")
+        tmux.wait_for("Average", "checkpoints into model.pt.avg")
+        tmux.keys("y")
+        tmux.wait_for("averaging", ": done", timeout=90)
+        averages = [e for e in events(run_dir) if e["event"] == "average"]
+        assert len(averages) >= 2  # the run's own at its end, and ours
+        tmux.keys("d")  # the cursor is on the new average
+        tmux.wait_for("Decode with model.pt.avg", "data/demo/test.jsonl")
+        tmux.keys("Enter")
+        screen = tmux.wait_for("CER", "WER", "utts", timeout=120)
+        summaries = list((run_dir / "decode").glob("*/summary.json"))
+        assert len(summaries) == 1
+        summary = json.loads(summaries[0].read_text())
+        assert summary["utterances"] == 20 and summary["mode"] == "ctc_greedy"
+        assert f"{summary['cer'] * 100:.2f}%" in screen
+        tmux.keys("q")
+    finally:
+        tmux.close()
+    assert time.monotonic() - started < 300
