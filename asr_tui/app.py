@@ -21,8 +21,7 @@ from textual.screen import Screen
 
 from asr_tui.launcher import LaunchError, Launcher
 from asr_tui.messages import (
-    LaunchRequested, OpenCheckpoints, OpenRun, PresetLoaded, ResumeRequested, RunLaunched,
-    RunStopRequested,
+    LaunchRequested, OpenCheckpoints, OpenRun, PresetLoaded, ResumeRequested, RunStopRequested,
 )
 from asr_tui.presets_store import PresetError, load_preset
 from asr_tui.screens.checkpoints import CheckpointsScreen
@@ -129,7 +128,6 @@ class AsrTuiApp(App):
 
     def _launched(self, run_dir: Path, what: str) -> None:
         self.notify(f"{what} {run_dir}")
-        self.screen_stack[0].post_message(RunLaunched(run_dir))
         self._open(MonitorScreen(run_dir))
 
     def on_resume_requested(self, message: ResumeRequested) -> None:

@@ -67,11 +67,3 @@ class RunStopRequested(Message):
     def __init__(self, run_dir: Path) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
-
-
-class RunLaunched(Message):
-    """App → screens: a job was started (or resumed) in ``run_dir``; lists should refresh."""
-
-    def __init__(self, run_dir: Path) -> None:
-        super().__init__()
-        self.run_dir = Path(run_dir)

@@ -12,7 +12,7 @@ from asr_tui.screens.monitor import MonitorScreen
 from asr_tui.screens.runs import RunsScreen
 from asr_tui.widgets.chart import MetricChart
 from asr_tui.widgets.rank_table import RankTable
-from tests.tui.runfactory import RunFactory, crashed_run, finished_run, live_run
+from tests.tui.runfactory import crashed_run, finished_run, live_run
 
 
 async def wait_for(pilot, condition, timeout=30.0):

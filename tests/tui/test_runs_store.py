@@ -1,7 +1,6 @@
 """Run discovery, status (running / finished / stopped / failed / crashed) and log following."""
 
 import json
-import os
 import socket
 
 from asr_tui import tailer
