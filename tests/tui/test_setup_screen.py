@@ -1,0 +1,367 @@
+"""Setup screen through Textual's Pilot: checks as typed, launch, OptimSchedulers, command, scripts."""
+
+from __future__ import annotations
+
+import shlex
+import stat
+import sys
+
+import pytest
+from textual.app import App
+
+import engine.optim_sche  # noqa: F401  torch, once: the preview's worker would otherwise import it per app
+from textual.widgets import Button, Input, Select, TextArea
+
+from asr_tui.messages import LaunchRequested
+from asr_tui.screens.setup import SetupScreen, cross_field_issues, estimate_steps
+from asr_tui.widgets import form_data_check
+from asr_tui.widgets.form_fields import FormField
+from asr_tui.widgets.form_optim_sche import OptimScheEditor
+from asr_tui.widgets.lr_preview import LrChart, LrPreview
+from engine.config import DEFAULTS, deep_merge
+
+SIZE = (80, 24)
+
+
+class SetupHarness(App):
+    """Just the Setup screen, recording what it asks the app to do."""
+
+    def __init__(self, config: dict | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.launched: list[dict] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(SetupScreen(self.config))
+
+    def on_launch_requested(self, message: LaunchRequested) -> None:
+        self.launched.append(message.config)
+
+
+@pytest.fixture
+def stats_calls(monkeypatch):
+    """``asr-data stats`` answered by a fake (the real CLI is tested by the data engine)."""
+    calls = []
+
+    def fake_stats(paths, should_stop=lambda: False):
+        calls.append(list(paths))
+        return {"utterances": 1000, "hours": 2.0, "seconds": 7200.0, "dropped": {"too_long": 3},
+                "num_dropped": 3, "duration_histogram": {"edges": [0, 5, 10], "counts": [600, 400]}}
+
+    monkeypatch.setattr(form_data_check, "run_stats", fake_stats)
+    return calls
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, stats_calls):
+    """A working directory holding a train and a valid list."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for name in ("train", "valid"):
+        (tmp_path / "data" / f"{name}.jsonl").write_text('{"key": "a", "source": "a.wav", "target": "x"}\n')
+    return tmp_path
+
+
+def field(screen: SetupScreen, key: str) -> FormField:
+    found = screen.field_for(key)
+    assert found is not None, key
+    return found
+
+
+async def wait_for(pilot, predicate, timeout: float = 20.0) -> None:
+    """Let the app work until ``predicate()`` holds (message chains take a few turns)."""
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    assert predicate()
+
+
+async def type_into(pilot, form_field: FormField, text: str) -> None:
+    """Focus the field, clear it and type ``text`` key by key, as a user would."""
+    editor = form_field.editor
+    assert isinstance(editor, Input)
+    form_field.focus_editor()
+    editor.value = ""
+    await pilot.pause()
+    await pilot.press(*list(text))
+    await pilot.pause()
+
+
+async def test_bad_value_shows_error_beside_field_and_blocks_launch(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        batch_size = field(screen, "dataset_conf.batch_size")
+        await type_into(pilot, batch_size, "12x")
+        assert batch_size.error == "batch_size: must be a positive integer"
+        assert "batch_size: must be a positive integer" in str(batch_size.query_one(".form-error").render())
+        assert screen.config["dataset_conf"]["batch_size"] == 12  # the last value that parsed stays
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.launched == []
+        assert screen.query_one("#setup-tabs").active == "batching"  # launch went to the problem
+        await type_into(pilot, batch_size, "0")
+        assert batch_size.error == "batch_size: must be a positive integer"
+        await type_into(pilot, batch_size, "16")
+        assert batch_size.error is None
+        assert screen.config["dataset_conf"]["batch_size"] == 16
+
+
+async def test_config_level_errors_land_on_their_fields(workdir):
+    app = SetupHarness()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.pause()
+        assert "at least one training list" in field(screen, "train_data_set_list").error
+        await type_into(pilot, field(screen, "train_data_set_list"), "data/nope.jsonl")
+        assert field(screen, "train_data_set_list").error == "train_data_set_list: no such file: data/nope.jsonl"
+        await type_into(pilot, field(screen, "distributed.node_rank"), "2")
+        assert "below nnodes" in field(screen, "distributed.node_rank").error
+        await type_into(pilot, field(screen, "train_conf.avg_nbest_model"), "30")
+        assert "cannot average more than the 20 kept" in field(screen, "train_conf.avg_nbest_model").error
+        await pilot.press("ctrl+r")
+        assert app.launched == []
+
+
+async def test_launch_carries_the_edited_config(workdir):
+    app = SetupHarness()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await type_into(pilot, field(screen, "train_data_set_list"), "data/train.jsonl")
+        await type_into(pilot, field(screen, "valid_data_set_list"), "data/valid.jsonl")
+        await type_into(pilot, field(screen, "output_dir"), "exp/mine")
+        await type_into(pilot, field(screen, "train_conf.max_epoch"), "7")
+        await type_into(pilot, field(screen, "distributed.devices"), "0, 1")
+        field(screen, "train_conf.use_bf16").editor.value = True
+        field(screen, "dataset_conf.batch_type").editor.value = "example"
+        await pilot.pause()
+        assert screen.problems() == []
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert len(app.launched) == 1
+        config = app.launched[0]
+        assert config["train_data_set_list"] == ["data/train.jsonl"]
+        assert config["valid_data_set_list"] == ["data/valid.jsonl"]
+        assert config["output_dir"] == "exp/mine"
+        assert config["train_conf"]["max_epoch"] == 7
+        assert config["train_conf"]["use_bf16"] is True
+        assert config["dataset_conf"]["batch_type"] == "example"
+        assert config["distributed"]["devices"] == "0,1"
+        assert config["optim_sches"] == DEFAULTS["optim_sches"]
+
+
+async def test_add_and_remove_optim_schedulers(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: len(screen.editors()) == 2)
+        editors = screen.editors()
+        assert [e.sche_name for e in editors] == ["main", "optim1"]
+        assert set(screen.config["optim_sches"]) == {"main", "optim1"}
+        # Two optimisers over the whole model overlap: each must name its modules.
+        assert "name the modules" in editors[1].field_for("conf.updated_modules").error
+        await type_into(pilot, editors[0].field_for("conf.updated_modules"), "encoder,ctc")
+        await type_into(pilot, editors[1].field_for("conf.updated_modules"), "decoder")
+        await type_into(pilot, editors[1].field_for("conf.optim_conf.lr"), "0.0005")
+        await type_into(pilot, editors[1].field_for("name"), "dec")
+        assert screen.problems() == []
+        assert screen.config["optim_sches"]["dec"]["conf"]["updated_modules"] == ["decoder"]
+        assert screen.config["optim_sches"]["dec"]["conf"]["optim_conf"]["lr"] == 0.0005
+        await type_into(pilot, editors[1].field_for("conf.updated_modules"), "decoder, ctc")
+        assert "ctc is already updated by main" in editors[1].field_for("conf.updated_modules").error
+        await pilot.press("ctrl+r")
+        assert app.launched == []
+        editors[1].query_one(".optim-remove", Button).press()
+        await wait_for(pilot, lambda: len(screen.editors()) == 1)
+        assert [e.sche_name for e in screen.editors()] == ["main"]
+        assert list(screen.config["optim_sches"]) == ["main"]
+
+
+async def test_schedule_type_swaps_its_fields(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        editor = screen.editors()[0]
+        editor.field_for("type").editor.value = "tri_stage"
+        await wait_for(pilot, lambda: screen.config["optim_sches"]["main"]["type"] == "tri_stage")
+        conf = screen.config["optim_sches"]["main"]["conf"]
+        assert conf["phase_ratio"] == [0.1, 0.4, 0.5] and conf["max_update"] == 100000
+        assert "warmup_steps" not in conf  # phase_ratio and explicit steps exclude each other
+        await type_into(pilot, editor.field_for("conf.phase_ratio"), "0.2, 0.2, 0.2")
+        assert "must add up to 1" in editor.field_for("conf.phase_ratio").error
+        editor.field_for("type").editor.value = "cosine"
+        await wait_for(pilot, lambda: screen.config["optim_sches"]["main"]["type"] == "cosine")
+        conf = screen.config["optim_sches"]["main"]["conf"]
+        assert "phase_ratio" not in conf and conf["warmup_steps"] == 0 and conf["min_lr"] == 0.0
+        assert editor.field_for("conf.phase_ratio") is not editor.field_for("conf.min_lr")
+        keys = {f.spec.key for f in editor.fields()}
+        assert "conf.min_lr" in keys and "conf.phase_ratio" not in keys
+        # keys the form has no field for stay editable as one mapping
+        await type_into(pilot, editor.field_for("conf.(other)"), "{grad_clip: 5}")
+        assert screen.config["optim_sches"]["main"]["conf"]["grad_clip"] == 5
+
+
+async def test_lr_preview_draws_every_scheduler(workdir):
+    optim_sches = {"main": {"type": "warmuplr", "conf": {"optim_conf": {"lr": 0.001}, "warmup_steps": 500}},
+                   "ctc": {"type": "constant", "conf": {"optim_conf": {"lr": 0.0002}, "updated_modules": ["ctc"]}}}
+    optim_sches["main"]["conf"]["updated_modules"] = ["encoder", "decoder"]
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"], "train_conf": {"accum_grad": 2},
+                        "optim_sches": optim_sches})
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = app.screen
+        await pilot.press("f6")
+        await type_into(pilot, screen.query_one("#preview-steps", FormField), "4000")
+        preview = screen.query_one(LrPreview)
+        await wait_for(pilot, lambda: len(preview.curves.get("main", ())) == 2000)
+        assert set(preview.curves) == {"main", "ctc"}
+        assert len(preview.curves["main"]) == 2000  # real updates: 4000 steps / accum_grad 2
+        assert set(preview.curves["ctc"]) == {0.0002}
+        await pilot.pause()
+        chart = str(screen.query_one(LrChart).render())
+        assert any("\u2800" <= ch <= "\u28ff" for ch in chart)  # braille dots of the curve
+        status = str(screen.query_one("#lr-status").render())
+        assert "main peak 0.001" in status and "ctc peak 0.0002" in status
+
+
+async def test_lr_preview_is_debounced(workdir):
+    app = SetupHarness()
+    async with app.run_test(size=SIZE) as pilot:
+        preview = app.screen.query_one(LrPreview)
+        await wait_for(pilot, lambda: preview.computations == 1)  # the preview of the opened form
+        for steps in range(1000, 1020):  # a burst of edits: one computation, of the last one
+            preview.request(DEFAULTS["optim_sches"], steps)
+        await wait_for(pilot, lambda: preview.computations == 2)
+        await pilot.pause(0.6)
+        assert preview.computations == 2
+        assert len(preview.curves["main"]) == 1019
+
+
+async def test_engine_schedule_errors_show_on_their_fields(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        preview = screen.query_one(LrPreview)
+        editor = screen.editors()[0]
+        editor.field_for("type").editor.value = "cosine"
+        await wait_for(pilot, lambda: editor.field_for("conf.max_update").spec.key == "conf.max_update")
+        await type_into(pilot, editor.field_for("conf.max_update"), "")  # cosine needs it
+        await wait_for(pilot, lambda: preview.error is not None)
+        assert "max_update" in preview.error
+        assert "required" in editor.field_for("conf.max_update").error
+        await pilot.press("ctrl+r")
+        assert app.launched == []
+
+
+async def test_command_for_one_and_two_nodes(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"], "output_dir": "exp/a"})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("f8")
+        text = screen.query_one("#command", TextArea).text
+        argv = shlex.split(text)
+        assert argv[:3] == [sys.executable, "-m", "torch.distributed.run"]
+        assert argv[argv.index("--nnodes") + 1] == "1" and "--standalone" not in argv
+        assert argv[-2:] == ["--config", str(workdir / "exp" / "a" / "config.yaml")]
+        await type_into(pilot, field(screen, "distributed.nnodes"), "2")
+        await type_into(pilot, field(screen, "distributed.nproc_per_node"), "4")
+        await type_into(pilot, field(screen, "distributed.master_addr"), "10.1.2.3")
+        await type_into(pilot, field(screen, "distributed.devices"), "0,1,2,3")
+        await pilot.press("f8")
+        await pilot.pause()
+        argv = shlex.split(screen.query_one("#command", TextArea).text)
+        assert argv[0] == "CUDA_VISIBLE_DEVICES=0,1,2,3"
+        assert argv[argv.index("--nnodes") + 1] == "2"
+        assert argv[argv.index("--nproc_per_node") + 1] == "4"
+        assert argv[argv.index("--master_addr") + 1] == "10.1.2.3"
+        assert "node 0 of 2" in str(screen.query_one("#command-title").render())
+        await pilot.press("ctrl+y")
+        assert app.clipboard == screen.command()
+
+
+async def test_node_scripts_saved_executable(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"], "output_dir": "exp/two",
+                        "distributed": {"nnodes": 2, "master_addr": "10.0.0.1"}})
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        run_dir = workdir / "exp" / "two"
+        for rank in (0, 1):
+            script = run_dir / f"run_node{rank}.sh"
+            assert script.stat().st_mode & stat.S_IXUSR
+            assert f"--node_rank {rank} " in script.read_text()
+        assert (run_dir / "config.yaml").is_file()
+        # A different config never overwrites an earlier run's config.yaml.
+        await type_into(pilot, field(app.screen, "train_conf.max_epoch"), "3")
+        before = (run_dir / "config.yaml").read_text()
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert (run_dir / "config.yaml").read_text() == before
+
+
+async def test_file_picker_fills_the_list(workdir):
+    app = SetupHarness()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.click(field(screen, "train_data_set_list").query_one(".form-browse"))
+        await pilot.pause()
+        picker = app.screen
+        assert type(picker).__name__ == "FilePickerScreen"
+        path_input = picker.query_one("#picker-path", Input)
+        path_input.value = str(workdir / "data" / "train.jsonl")
+        path_input.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen
+        assert screen.config["train_data_set_list"] == ["data/train.jsonl"]
+
+
+async def test_data_lists_are_checked_and_feed_the_step_estimate(workdir, stats_calls):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"], "valid_data_set_list": ["data/valid.jsonl"],
+                        "dataset_conf": {"batch_type": "example", "batch_size": 10},
+                        "train_conf": {"max_epoch": 3}})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: len(stats_calls) == 2 and screen.train_stats is not None)
+        assert stats_calls == [["data/train.jsonl"], ["data/valid.jsonl"]]
+        await pilot.pause()
+        report = str(screen.query_one("#data-report").render())
+        assert "train: 1,000 utts · 2.00 h · dropped 3 (too_long 3)" in report
+        assert "600" in report and "400" in report
+        placeholder = screen.query_one("#preview-steps", FormField).query_one(Input).placeholder
+        assert placeholder.startswith("300 ")  # 1000 utts / 10 per batch x 3 epochs
+
+
+async def test_model_preset_copies_only_the_model(workdir, monkeypatch):
+    preset = workdir / "big.yaml"
+    preset.write_text("model: transformer\nencoder_conf: {output_size: 512}\ntrain_conf: {max_epoch: 99}\n")
+    from asr_tui.presets_store import Preset
+    import asr_tui.screens.setup as setup_module
+
+    monkeypatch.setattr(setup_module, "list_presets", lambda: [Preset("big", preset, "user")])
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        screen.query_one("#model-preset", Select).value = str(preset)
+        await wait_for(pilot, lambda: screen.config["model"] == "transformer")
+        assert screen.config["model"] == "transformer"
+        assert screen.config["encoder_conf"] == {"output_size": 512}
+        assert screen.config["train_conf"]["max_epoch"] == DEFAULTS["train_conf"]["max_epoch"]
+        assert field(screen, "encoder_conf").editor.value == "{output_size: 512}"
+
+
+def test_cross_field_checks():
+    config = deep_merge(DEFAULTS, {"tokenizer_conf": {"type": "bpe"},
+                                   "distributed": {"devices": "0", "nproc_per_node": 2},
+                                   "dataset_conf": {"min_source_length": 50, "max_source_length": 10}})
+    keys = {issue.key for issue in cross_field_issues(config)}
+    assert keys == {"tokenizer_conf.vocab_size", "distributed.devices", "dataset_conf.min_source_length"}
+
+
+def test_step_estimate_from_frames():
+    config = deep_merge(DEFAULTS, {"dataset_conf": {"batch_type": "token", "batch_size": 6000},
+                                   "train_conf": {"max_epoch": 2},
+                                   "distributed": {"nproc_per_node": 2}})
+    steps, why = estimate_steps(config, {"utterances": 10, "seconds": 3600.0})
+    assert steps == 2 * 30 and "train list" in why  # 360000 frames / 6000 = 60 batches, 30 per rank
