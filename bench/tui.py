@@ -62,13 +62,13 @@ def make_run(run_dir: Path, events: int, pid: int | None) -> None:
         chunk = []
         for index in range(1, events):
             step = index * 10
-            if index % 100 == 0:
-                chunk.append(f'{{"event":"valid","time":{now + index:.3f},"epoch":1,"step":{step},'
-                             f'"loss":1.5,"acc":0.7}}\n')
-            elif index % 1000 == 0:
+            if index % 1000 == 0:
                 chunk.append(f'{{"event":"checkpoint","time":{now + index:.3f},"path":"model.pt.ep1.{step}",'
                              f'"epoch":1,"step":{step},"metric":"acc","metrics":{{"acc":0.7,"loss":1.5}},'
                              f'"kept":[],"deleted":[]}}\n')
+            elif index % 100 == 0:
+                chunk.append(f'{{"event":"valid","time":{now + index:.3f},"epoch":1,"step":{step},'
+                             f'"loss":1.5,"acc":0.7}}\n')
             else:
                 chunk.append(train_line(step, now + index))
             if len(chunk) >= 10000:
@@ -144,13 +144,16 @@ def child_attach(run_dir: str) -> None:
         def on_mount(self) -> None:
             super().on_mount()
             self.opened = time.perf_counter()
-            self.set_interval(0.01, self.check)
+            self.cpu_opened = time.process_time()
+            self.set_interval(0.1, self.check)
 
         def check(self) -> None:
             monitor = self.screen
             if isinstance(monitor, MonitorScreen) and monitor.attached:
                 state = monitor.follower.state
                 child_report(attach_1m_events_s=time.perf_counter() - self.opened,
+                             attach_cpu_s=time.process_time() - self.cpu_opened,
+                             scan_s=monitor.attach_seconds,
                              steps=state.step, valid_points=state.series["valid/acc"].total_points,
                              checkpoints=len(state.checkpoints))
                 self.exit()
@@ -188,6 +191,10 @@ def main() -> None:
          "attach": lambda: child_attach(rest[0])}[kind]()
         return
 
+    started = time.perf_counter()
+    sum(range(10**6))
+    print(f"# machine: sum(range(10**6)) took {(time.perf_counter() - started) * 1000:.0f} ms "
+          f"(about 15 ms on an idle modern core); load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="asr-tui-bench-"))
     rss = []
     try:
@@ -222,6 +229,9 @@ def main() -> None:
               file=sys.stderr)
         attach = run_child(["attach", str(big)])
         print(f"attach_1m_events_s: {attach['attach_1m_events_s']:.3f}")
+        print(f"# attach: {attach['attach_cpu_s']:.2f} CPU-s of the console, history scan {attach['scan_s']:.2f}s; "
+              f"{attach['steps']} steps, {attach['valid_points']} valid points, {attach['checkpoints']} checkpoints",
+              file=sys.stderr)
         rss.append(attach["peak_rss_mb"])
         print(f"peak_rss_mb: {max(rss):.1f}")
     finally:

@@ -151,8 +151,11 @@ class MonitorScreen(Screen):
         self.sub_title = f"Monitor {self.run_dir.name}"
         self.query_one("#monitor-status", Static).update(f"attaching to {self.run_dir} …")
         self.query_one("#monitor-error", Static).display = False
-        self._preload_plotext()
-        self._request_poll()
+        # Hidden until the total is known: a ProgressBar without one animates (and repaints) forever.
+        self.query_one(ProgressBar).display = False
+        # Attach once the screen is painted: mounting and the history scan would otherwise
+        # share the GIL and both take longer.
+        self.call_after_refresh(self._request_poll)
         self.set_interval(POLL_SECONDS, self._request_poll)
         self.set_interval(CHART_SECONDS, self._draw_charts)
 
@@ -208,6 +211,7 @@ class MonitorScreen(Screen):
         self._charts_due = True
         if first:
             self._draw_charts()
+            self._preload_plotext()  # after the attach, not competing with it
 
     def _show_overview(self) -> None:
         """Rank table, train/valid numbers, data counts, checkpoints and any error."""
@@ -245,6 +249,7 @@ class MonitorScreen(Screen):
         bar = self.query_one(ProgressBar)
         if state.total_steps:
             bar.update(total=state.total_steps, progress=state.step or 0)
+            bar.display = True
         text = Text(f"{self.run_dir.name}  ", style="bold")
         text.append(self.status, style={"running": "bold green", "finished": "bold cyan",
                                         "stopped": "yellow"}.get(self.status, "bold red"))

@@ -15,7 +15,7 @@ from asr_tui.widgets.rank_table import RankTable
 from tests.tui.runfactory import crashed_run, finished_run, live_run
 
 
-async def wait_for(pilot, condition, timeout=30.0):
+async def wait_for(pilot, condition, timeout=60.0):
     """Pause until ``condition()`` holds (workers and timers run meanwhile)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
