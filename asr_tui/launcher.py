@@ -166,7 +166,9 @@ class Launcher:
             raise LaunchError(f"{run_dir}: job runs on {record.get('host')}; stop it there")
         if not process_alive(record):
             raise LaunchError(f"{run_dir}: the job is not running")
-        pgid = record.get("pgid")
+        # A torchrun job started from a shell: each worker has its own session, and the
+        # engine records the group of torchrun itself, which forwards the signal to them all.
+        pgid = record.get("launcher_pgid", record.get("pgid"))
         if not isinstance(pgid, int) or pgid <= 1 or pgid == os.getpgid(0):
             raise LaunchError(f"{Path(run_dir) / 'run.json'}: no usable process group (pgid={pgid!r})")
         try:

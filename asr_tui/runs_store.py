@@ -96,7 +96,7 @@ def process_alive(record: dict | None) -> bool | None:
     if host and host != socket.gethostname():
         return None
     start_time = record.get("start_time") if isinstance(record.get("start_time"), (int, float)) else None
-    pids = [record.get(k) for k in ("pid", "engine_pid")]
+    pids = [record.get(k) for k in ("pid", "engine_pid", "launcher_pid")]
     pids = [p for p in pids if isinstance(p, int) and p > 0]
     if any(_pid_alive(pid, start_time) for pid in pids):
         return True

@@ -120,3 +120,22 @@ async def test_app_launches_stops_and_resumes_by_keys(tmp_path, fake_python):
         await pilot.press("s", "y")
         await wait_for(pilot, lambda: resumed.status == "stopped")
     wait_until(lambda: launcher.reap() or not launcher._children)
+
+
+def test_stop_a_torchrun_job_started_from_a_shell(tmp_path):
+    """The engine records torchrun's group as launcher_pgid: stop signals that group."""
+    import subprocess
+
+    from tests.tui.runfactory import RunFactory, dead_pid
+
+    run = RunFactory(tmp_path / "scripted")
+    job = subprocess.Popen([sys.executable, str(FAKE), "--config", str(run.run_dir / "config.yaml")],
+                           start_new_session=True, stdout=subprocess.DEVNULL)
+    gone = dead_pid()
+    run.run_json(pid=gone, pgid=gone, launched_by="cli", launcher_pid=job.pid, launcher_pgid=job.pid)
+    wait_until(lambda: any(e["event"] == "train" for e in events_of(run.run_dir)))
+    assert RunsStore(tmp_path).scan()[0].status == "running"  # alive through launcher_pid
+    assert Launcher(cwd=tmp_path).stop(run.run_dir) == job.pid
+    assert job.wait(30) == 0
+    assert events_of(run.run_dir)[-1] == {**events_of(run.run_dir)[-1], "event": "end", "status": "stopped"}
+    assert RunsStore(tmp_path).scan()[0].status == "stopped"

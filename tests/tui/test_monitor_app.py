@@ -136,6 +136,13 @@ async def test_help_palette_and_quit(tmp_path):
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert {"Checkpoints", "Stop", "Refresh", "New run", "Presets", "Quit"} <= set(titles)
         assert "Open run finished" in titles
+        command = next(c for c in app.get_system_commands(app.screen) if c.title == "Open run finished")
+        command.callback()
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        monitor_titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert {"Stop", "Resume", "Smooth", "Log y", "Charts", "Back"} <= set(monitor_titles)
+        await pilot.press("u")  # back to the runs list from anywhere
+        assert isinstance(app.screen, RunsScreen)
         await pilot.press("q")
     assert app.return_code == 0 or app.return_code is None
 
