@@ -2,8 +2,9 @@
 
 Screens post messages (asr_tui.messages); this app acts on them: it launches, stops and
 resumes jobs through :class:`~asr_tui.launcher.Launcher` in thread workers and opens the
-monitor or checkpoint browser of a run. Startup imports neither torch nor plotext, so the
-first frame is quick over SSH.
+monitor or checkpoint browser of a run. Startup imports neither torch nor plotext, and the
+screens not shown first (setup, presets, monitor, checkpoints) and the launcher are imported
+when first needed, so the first frame is quick over SSH.
 """
 
 from __future__ import annotations
@@ -12,25 +13,22 @@ import argparse
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from asr_tui.launcher import LaunchError, Launcher
 from asr_tui.messages import (
     LaunchRequested, OpenCheckpoints, OpenRun, PresetLoaded, ResumeRequested, RunStopRequested,
 )
-from asr_tui.presets_store import PresetError, load_preset
-from asr_tui.screens.checkpoints import CheckpointsScreen
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.help import HelpScreen
-from asr_tui.screens.monitor import MonitorScreen
-from asr_tui.screens.presets import PresetsScreen
 from asr_tui.screens.runs import RunsScreen
-from asr_tui.screens.setup import SetupScreen
+
+if TYPE_CHECKING:
+    from asr_tui.launcher import Launcher
 
 REAP_SECONDS = 2.0
 
@@ -56,18 +54,34 @@ class AsrTuiApp(App):
         self.preset = preset
         self.preset_path = preset_path
         self.initial_run = Path(run_dir) if run_dir else None
-        self.launcher = launcher or Launcher()
+        self._launcher = launcher
+
+    @property
+    def launcher(self) -> Launcher:
+        if self._launcher is None:
+            from asr_tui.launcher import Launcher
+
+            self._launcher = Launcher()
+        return self._launcher
+
+    def _reap(self) -> None:
+        if self._launcher is not None:
+            self._launcher.reap()
 
     def get_default_screen(self) -> Screen:
         return RunsScreen(self.runs_root)
 
     def on_mount(self) -> None:
         if self.preset is not None:
+            from asr_tui.screens.setup import SetupScreen
+
             self.push_screen(SetupScreen(self.preset))
             self.notify(f"preset {self.preset_path} loaded")
         if self.initial_run is not None:
+            from asr_tui.screens.monitor import MonitorScreen
+
             self.push_screen(MonitorScreen(self.initial_run))
-        self.set_interval(REAP_SECONDS, self.launcher.reap)
+        self.set_interval(REAP_SECONDS, self._reap)
 
     # Global actions.
 
@@ -84,10 +98,14 @@ class AsrTuiApp(App):
             self.pop_screen()
 
     def action_new_run(self) -> None:
+        from asr_tui.screens.setup import SetupScreen
+
         if not isinstance(self.screen, SetupScreen):
             self.push_screen(SetupScreen(self.preset))
 
     def action_presets(self) -> None:
+        from asr_tui.screens.presets import PresetsScreen
+
         if not isinstance(self.screen, PresetsScreen):
             self.push_screen(PresetsScreen())
 
@@ -99,15 +117,22 @@ class AsrTuiApp(App):
     # Messages from the screens.
 
     def on_open_run(self, message: OpenRun) -> None:
+        from asr_tui.screens.monitor import MonitorScreen
+
         current = self.screen
         if isinstance(current, MonitorScreen) and current.run_dir == message.run_dir:
             return
         self.push_screen(MonitorScreen(message.run_dir))
 
     def on_open_checkpoints(self, message: OpenCheckpoints) -> None:
+        from asr_tui.screens.checkpoints import CheckpointsScreen
+
         self.push_screen(CheckpointsScreen(message.run_dir))
 
     def on_preset_loaded(self, message: PresetLoaded) -> None:
+        from asr_tui.screens.presets import PresetsScreen
+        from asr_tui.screens.setup import SetupScreen
+
         self.preset, self.preset_path = message.config, message.path
         while isinstance(self.screen, (PresetsScreen, SetupScreen)):
             self.pop_screen()
@@ -119,6 +144,8 @@ class AsrTuiApp(App):
 
     @work(thread=True, group="launch")
     def _launch(self, config: dict) -> None:
+        from asr_tui.launcher import LaunchError
+
         try:
             run_dir = self.launcher.launch(config)
         except (LaunchError, OSError) as exc:
@@ -127,6 +154,8 @@ class AsrTuiApp(App):
         self.call_from_thread(self._launched, run_dir, "launched")
 
     def _launched(self, run_dir: Path, what: str) -> None:
+        from asr_tui.screens.monitor import MonitorScreen
+
         self.notify(f"{what} {run_dir}")
         self._open(MonitorScreen(run_dir))
 
@@ -136,6 +165,8 @@ class AsrTuiApp(App):
 
     @work(thread=True, group="launch")
     def _resume(self, run_dir: Path, checkpoint: Path) -> None:
+        from asr_tui.launcher import LaunchError
+
         try:
             self.launcher.resume(run_dir, checkpoint)
         except (LaunchError, OSError) as exc:
@@ -154,6 +185,8 @@ class AsrTuiApp(App):
                                        "the engine saves and ends the run.", yes="Stop"), answered)
 
     def _stop(self, run_dir: Path) -> None:
+        from asr_tui.launcher import LaunchError
+
         try:
             pgid = self.launcher.stop(run_dir)
         except LaunchError as exc:
@@ -199,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     preset = None
     if args.preset is not None:
+        from asr_tui.presets_store import PresetError, load_preset
+
         try:
             preset = load_preset(args.preset)
         except PresetError as exc:
