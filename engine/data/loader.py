@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 
 import torch
 
@@ -101,6 +102,11 @@ def filter_entries(entries: list[dict], token_ids: list[list[int]], options: dic
 def _worker_init(_worker_id: int) -> None:
     # Each worker makes one utterance at a time: intra-op threads would only fight each other.
     torch.set_num_threads(1)
+    # A stop is SIGTERM/SIGINT to the job's whole process group: the training process handles it
+    # (finish the step, save, end "stopped") and shuts its workers down; a worker that died of it
+    # first would turn a clean stop into a DataLoader error.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def build_dataloader(list_paths, dataset_conf: dict, frontend, tokenizer, *, train: bool, seed: int = 0,

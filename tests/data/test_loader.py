@@ -97,3 +97,20 @@ def test_validation_order_is_fixed_and_loader_can_be_iterated_again(small_corpus
     first = [batch["keys"] for batch in loader]
     assert [batch["keys"] for batch in loader] == first
     assert sorted(key for keys in first for key in keys) == sorted(e["key"] for e in read_jsonl(small_corpus / "valid.jsonl")[0])
+
+
+def test_workers_survive_a_stop_signal_to_the_process_group(small_corpus, tokenizer):
+    """The job is stopped by SIGTERM to its process group: workers must leave it to the trainer."""
+    import os
+    import signal
+
+    torch.set_num_threads(1)
+    conf = {"batch_type": "example", "batch_size": 4, "num_workers": 1}
+    loader, _, _ = build_dataloader(small_corpus / "train.jsonl", conf, WavFrontend(dither=0.0), tokenizer,
+                                    train=True, seed=0)
+    batches = iter(loader)
+    next(batches)
+    worker = loader.loader._iterator._workers[0]
+    os.kill(worker.pid, signal.SIGTERM)
+    assert len([next(batches) for _ in range(5)]) == 5
+    assert worker.is_alive()
