@@ -508,9 +508,9 @@ class SetupScreen(Screen):
         self.call_after_refresh(form_field.focus_editor)
         self.call_after_refresh(form_field.scroll_visible)
 
-    def action_open_presets(self) -> None:
+    async def action_open_presets(self) -> None:
         """The app's presets screen (it compares with and saves this form)."""
-        self.app.run_action("presets")
+        await self.app.run_action("presets")
 
     def action_launch(self) -> None:
         problems = self.problems()
