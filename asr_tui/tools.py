@@ -59,13 +59,20 @@ class ToolRun:
     def wait(self, timeout: float | None = None) -> int:
         return self.process.wait(timeout)
 
-    def cancel(self) -> None:
-        if self.process and self.process.poll() is None:
+    def cancel(self, grace_s: float = 10.0) -> None:
+        """SIGTERM to the command's process group; SIGKILL if it has not gone after ``grace_s``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
-                os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(self.process.pid, sig)
             except ProcessLookupError:
-                pass
-            self.process.wait()
+                break
+            try:
+                self.process.wait(grace_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
     def output(self) -> str:
         try:

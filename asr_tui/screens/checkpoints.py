@@ -23,6 +23,7 @@ from engine.config import ConfigError, load_config
 from asr_tui.checkpoint_list import CheckpointInfo, human_size, list_checkpoints, nbest
 from asr_tui.decode_results import DecodeResult, DecodeResultError, read_decode_result
 from asr_tui.messages import ResumeRequested
+from asr_tui.runs_store import RunJsonError, read_run_json
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.decode_dialog import DecodeDialog, DecodeRequest
 from asr_tui.tools import ToolError, ToolRun, tool_argv
@@ -231,8 +232,6 @@ class CheckpointsScreen(Screen):
 
     def _run_cwd(self) -> Path:
         """Where the run was launched: relative list paths in its config resolve there."""
-        from asr_tui.runs_store import RunJsonError, read_run_json
-
         try:
             record = read_run_json(self.run_dir) or {}
         except RunJsonError:

@@ -153,3 +153,14 @@ def test_main_rejects_missing_run_dir(tmp_path, capsys):
     except SystemExit as exc:
         assert exc.code == 2
     assert "no such run directory" in capsys.readouterr().err
+
+
+def test_main_rejects_bad_preset_naming_the_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train_conf:\n  max_epoch: [1\n")
+    try:
+        main(["--preset", str(bad)])
+    except SystemExit as exc:
+        assert exc.code == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "line" in err
