@@ -88,7 +88,7 @@ async def test_average_marked_and_decode_by_keys(tmp_path, fake_tools):
         assert "CER 14.81%" in summary and "WER 40.00%" in summary and "3 utts" in summary
         worst = screen.query_one("#worst-table", DataTable)
         assert [worst.get_row_at(i)[0] for i in range(worst.row_count)][:2] == ["utt3", "utt2"]  # most errors first, then highest rate
-        assert "good mourning" in screen_text(app)
+        await wait_for(pilot, lambda: "good mourning" in screen_text(app))  # drawn on screen
 
 
 async def test_decode_dialog_rejects_missing_list(tmp_path, fake_tools):
