@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on
@@ -18,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import (
     Button, Footer, Header, Input, Label, Select, Static, TabbedContent, TabPane, TextArea,
 )
@@ -99,11 +101,31 @@ DISTRIBUTED_FIELDS = (
 )
 PREVIEW_STEPS = FieldSpec("(preview)", "preview steps", integer(minimum=1, maximum=10_000_000, optional=True),
                           placeholder="estimated", help="training steps (batches per rank) to draw")
+TAB_FIELDS = {"data": DATA_FIELDS, "model": MODEL_FIELDS, "batching": BATCHING_FIELDS,
+              "training": TRAINING_FIELDS, "distributed": DISTRIBUTED_FIELDS}
+TAB_OF_KEY = {spec.key: tab for tab, specs in TAB_FIELDS.items() for spec in specs}
 TABS = (
     ("data", "F2 Data"), ("model", "F3 Model"), ("batching", "F4 Batch"), ("training", "F5 Train"),
     ("optim", "F6 Optim"), ("distributed", "F7 Nodes"), ("run", "F8 Run"),
 )
 DEFAULT_PREVIEW_STEPS = 100_000
+
+
+@dataclass
+class Problem:
+    """Something that blocks launch; ``tab`` is where it is fixed, ``form_field`` its field if shown."""
+
+    message: str
+    tab: str
+    form_field: FormField | None = None
+    key: str | None = None
+
+
+def tab_of_key(key: str) -> str:
+    """The tab holding the field of a dotted config key (the Run tab for keys without a field)."""
+    if key.startswith("optim_sches"):
+        return "optim"
+    return TAB_OF_KEY.get(key, "run")
 
 
 def cross_field_issues(config: dict) -> list[ConfigIssue]:
@@ -209,57 +231,67 @@ class SetupScreen(Screen):
         self._top_fields: dict[str, FormField] | None = None
         self.train_stats: dict | None = None
         self._active_tab = "data"
+        self._mounted_tabs = {"data"}  # data: its check feeds the lr preview's step estimate
         self._preview_steps: int | None = None
 
     # ---- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # A tab's fields are mounted when it is first shown: the whole form is ~1000 widgets,
+        # and mounting them all would make opening the screen slow over SSH.
         yield Header()
         with TabbedContent(initial=self._active_tab, id="setup-tabs"):
-            with TabPane(TABS[0][1], id="data"):
-                with VerticalScroll():
-                    yield from self._fields(DATA_FIELDS)
-                    yield DataCheck(id="data-check")
-            with TabPane(TABS[1][1], id="model"):
-                with VerticalScroll():
-                    with Horizontal(classes="form-row", id="model-preset-row"):
-                        yield Label("model preset", classes="form-label")
-                        yield Select(self._model_preset_options(), prompt="copy the model of a preset…",
-                                     id="model-preset", compact=True)
-                    yield from self._fields(MODEL_FIELDS)
-            with TabPane(TABS[2][1], id="batching"):
-                with VerticalScroll():
-                    yield from self._fields(BATCHING_FIELDS)
-            with TabPane(TABS[3][1], id="training"):
-                with VerticalScroll():
-                    yield from self._fields(TRAINING_FIELDS)
-            with TabPane(TABS[4][1], id="optim"):
-                with VerticalScroll(id="optim-list"):
-                    for index, (name, entry) in enumerate((self.config.get("optim_sches") or {}).items()):
-                        yield OptimScheEditor(name, entry, collapsed=index > 0)
-                    yield Button("Add an OptimScheduler (ctrl+n)", id="add-optim", compact=True)
-                with Vertical(id="preview-pane"):
-                    yield FormField(PREVIEW_STEPS, self._preview_steps, id="preview-steps")
-                    yield LrPreview(id="lr-preview")
-            with TabPane(TABS[5][1], id="distributed"):
-                with VerticalScroll():
-                    yield from self._fields(DISTRIBUTED_FIELDS)
-            with TabPane(TABS[6][1], id="run"):
-                with VerticalScroll():
-                    yield Static("", id="problems")
-                    yield Label("", id="command-title")
-                    yield TextArea("", id="command", read_only=True, soft_wrap=True, show_line_numbers=False)
-                    with Horizontal(id="run-buttons"):
-                        yield Button("Launch (ctrl+r)", id="launch", variant="success", compact=True)
-                        yield Button("Copy (ctrl+y)", id="copy", compact=True)
-                        yield Button("Save node scripts (ctrl+t)", id="scripts", compact=True)
-                    yield Static("", id="changes")
+            for tab, label in TABS:
+                with TabPane(label, id=tab):
+                    if tab in self._mounted_tabs:
+                        yield from self._tab_content(tab)
         yield Static("", id="setup-status")
         yield Footer()
 
-    def _fields(self, specs: tuple[FieldSpec, ...]) -> ComposeResult:
-        for spec in specs:
-            yield FormField(spec, get_dotted(self.config, spec.key, spec.default))
+    def _tab_content(self, tab: str) -> list[Widget]:
+        """The widgets of one tab (built explicitly: they are also mounted after compose)."""
+        if tab == "optim":
+            editors = [OptimScheEditor(name, entry, collapsed=index > 0)
+                       for index, (name, entry) in enumerate((self.config.get("optim_sches") or {}).items())]
+            return [
+                VerticalScroll(*editors, Button("Add an OptimScheduler (ctrl+n)", id="add-optim", compact=True),
+                               id="optim-list"),
+                Vertical(FormField(PREVIEW_STEPS, self._preview_steps, id="preview-steps"), LrPreview(id="lr-preview"),
+                         id="preview-pane"),
+            ]
+        if tab == "model":
+            preset_row = Horizontal(
+                Label("model preset", classes="form-label"),
+                Select(self._model_preset_options(), prompt="copy the model of a preset…", id="model-preset",
+                       compact=True),
+                classes="form-row", id="model-preset-row")
+            return [VerticalScroll(preset_row, *self._fields(MODEL_FIELDS))]
+        if tab == "run":
+            buttons = Horizontal(
+                Button("Launch (ctrl+r)", id="launch", variant="success", compact=True),
+                Button("Copy (ctrl+y)", id="copy", compact=True),
+                Button("Save node scripts (ctrl+t)", id="scripts", compact=True),
+                id="run-buttons")
+            return [VerticalScroll(
+                Static("", id="problems"),
+                Label("", id="command-title"),
+                TextArea("", id="command", read_only=True, soft_wrap=True, show_line_numbers=False),
+                buttons,
+                Static("", id="changes"))]
+        extra = [DataCheck(id="data-check")] if tab == "data" else []
+        return [VerticalScroll(*self._fields(TAB_FIELDS[tab]), *extra)]
+
+    async def _ensure_tab(self, tab: str) -> None:
+        """Mount a tab's content the first time it is needed, then re-place the problems."""
+        if tab in self._mounted_tabs:
+            return
+        self._mounted_tabs.add(tab)
+        await self.query_one(f"TabPane#{tab}", TabPane).mount_all(self._tab_content(tab))
+        self._top_fields = None
+        self._config_changed()
+
+    def _fields(self, specs: tuple[FieldSpec, ...]) -> list[FormField]:
+        return [FormField(spec, get_dotted(self.config, spec.key, spec.default)) for spec in specs]
 
     def _model_preset_options(self) -> list[tuple[str, str]]:
         return [(f"{p.name} ({p.source})", str(p.path)) for p in list_presets()]
@@ -283,18 +315,6 @@ class SetupScreen(Screen):
         """A copy of the form's config as it stands (valid or not)."""
         return copy.deepcopy(self.config)
 
-    async def apply_preset(self, config: dict, path: Path | None = None) -> None:
-        """Replace the whole form with ``config`` (a loaded preset); diffs are shown against it."""
-        self.config = deep_merge(DEFAULTS, config)
-        if "optim_sches" in config:
-            self.config["optim_sches"] = copy.deepcopy(config["optim_sches"])
-        self.baseline = copy.deepcopy(self.config)
-        self.preset_path = Path(path) if path else None
-        self._active_tab = self.query_one(TabbedContent).active or "data"
-        self._top_fields = None
-        await self.recompose()
-        self._config_changed()
-
     def set_baseline(self, config: dict, path: Path | None) -> None:
         """Compare the form with ``config`` from now on (the preset it was just saved as)."""
         self.baseline = copy.deepcopy(config)
@@ -309,6 +329,8 @@ class SetupScreen(Screen):
         return self._top_fields
 
     def editors(self) -> list[OptimScheEditor]:
+        if "optim" not in self._mounted_tabs:
+            return []
         return list(self.query_one("#optim-list", VerticalScroll).query_children(OptimScheEditor))
 
     def all_fields(self) -> list[FormField]:
@@ -380,13 +402,10 @@ class SetupScreen(Screen):
         self._refresh_run_tab()
         self._request_preview()
 
-    def problems(self) -> list[tuple[FormField | None, str]]:
-        """Every problem that blocks launch: unparsable text first, then config issues."""
-        found: list[tuple[FormField | None, str]] = []
-        for form_field in self.all_fields():
-            if form_field.error:
-                found.append((form_field, form_field.error))
-        found.extend((None, str(issue)) for issue in self._unplaced)
+    def problems(self) -> list[Problem]:
+        """Every problem that blocks launch: those shown on fields, then those of tabs not opened yet."""
+        found = [Problem(f.error, self._tab_of_field(f), form_field=f) for f in self.all_fields() if f.error]
+        found.extend(Problem(str(issue), tab_of_key(issue.key), key=issue.key) for issue in self._unplaced)
         return found
 
     # ---- run tab: problems, command, changes ------------------------------------------------
@@ -402,16 +421,16 @@ class SetupScreen(Screen):
         problems = self.problems()
         status = self.query_one("#setup-status", Static)
         if problems:
-            where = self._tab_of(problems[0][0])
-            status.update(f"✗ {len(problems)} problem(s) · {problems[0][1]}" + (f" ({where})" if where else "")
+            first = problems[0]
+            status.update(f"✗ {len(problems)} problem(s) · {first.message} ({dict(TABS)[first.tab]})"
                           + " · ctrl+g goes there")
         else:
             status.update("✓ ready · ctrl+r launches")
         status.set_class(bool(problems), "-problems")
-        if self.query_one(TabbedContent).active != "run":
+        if self.query_one(TabbedContent).active != "run" or "run" not in self._mounted_tabs:
             return  # drawn when the Run tab is shown: layout is the costly part of a keystroke
         self.query_one("#problems", Static).update(
-            "Fix before launch:\n" + "\n".join(f"  • {message}" for _, message in problems[:20])
+            "Fix before launch:\n" + "\n".join(f"  • {p.message} ({dict(TABS)[p.tab]})" for p in problems[:20])
             if problems else "✓ The config is complete.")
         dist = distributed_conf(self.config)
         self.query_one("#command-title", Label).update(
@@ -426,17 +445,18 @@ class SetupScreen(Screen):
                 f"\n  {key}: {old!r} → {new!r}" for key, old, new in changes[:12])
             + ("\n  …" if len(changes) > 12 else ""))
 
-    def _tab_of(self, form_field: FormField | None) -> str | None:
-        if form_field is None:
-            return None
+    @staticmethod
+    def _tab_of_field(form_field: FormField) -> str:
         for ancestor in form_field.ancestors:
-            if isinstance(ancestor, TabPane):
-                return dict(TABS).get(ancestor.id or "", ancestor.id)
-        return None
+            if isinstance(ancestor, TabPane) and ancestor.id:
+                return ancestor.id
+        return "run"
 
     # ---- lr preview -------------------------------------------------------------------------
 
     def _request_preview(self) -> None:
+        if "optim" not in self._mounted_tabs:
+            return  # drawn when the Optim tab is first shown
         steps, why = estimate_steps(self.config, self.train_stats)
         self.query_one("#preview-steps", FormField).query_one(Input).placeholder = f"{steps} ({why})"
         optim_sches = self.config.get("optim_sches") or {}
@@ -488,19 +508,31 @@ class SetupScreen(Screen):
         current = self.query_one(TabbedContent).active or ids[0]
         self.action_show_tab(ids[(ids.index(current) + step) % len(ids)])
 
-    def action_next_problem(self) -> None:
-        for form_field, message in self.problems():
-            if form_field is not None:
-                self._reveal(form_field)
-                return
-            self.action_show_tab("run")
-            return
-        self.notify("No problems.")
+    async def action_next_problem(self) -> None:
+        problems = self.problems()
+        if problems:
+            await self._go_to(problems[0])
+        else:
+            self.notify("No problems.")
+
+    async def open_tab(self, tab: str) -> None:
+        """Show a tab with its content mounted."""
+        self.action_show_tab(tab)
+        await self._ensure_tab(tab)
+
+    async def show_field(self, key: str) -> FormField | None:
+        """Show the tab of a dotted config key; returns its field."""
+        await self.open_tab(tab_of_key(key))
+        return self.field_for(key)
+
+    async def _go_to(self, problem: Problem) -> None:
+        """Show the tab of a problem and focus its field."""
+        await self.open_tab(problem.tab)
+        form_field = problem.form_field or (self.field_for(problem.key) if problem.key else None)
+        if form_field is not None:
+            self._reveal(form_field)
 
     def _reveal(self, form_field: FormField) -> None:
-        for ancestor in form_field.ancestors:
-            if isinstance(ancestor, TabPane) and ancestor.id:
-                self.query_one(TabbedContent).active = ancestor.id
         for ancestor in form_field.ancestors:
             collapsible = getattr(ancestor, "collapsed", None)
             if collapsible is True:
@@ -512,15 +544,12 @@ class SetupScreen(Screen):
         """The app's presets screen (it compares with and saves this form)."""
         await self.app.run_action("presets")
 
-    def action_launch(self) -> None:
+    async def action_launch(self) -> None:
         problems = self.problems()
         if problems:
-            form_field, message = problems[0]
-            self.notify(f"Not launched: {len(problems)} problem(s). {message}", severity="error", timeout=8)
-            if form_field is not None:
-                self._reveal(form_field)
-            else:
-                self.action_show_tab("run")
+            self.notify(f"Not launched: {len(problems)} problem(s). {problems[0].message}",
+                        severity="error", timeout=8)
+            await self._go_to(problems[0])
             return
         try:
             config = validate_config(self.config, "setup form")
@@ -559,12 +588,12 @@ class SetupScreen(Screen):
         self.notify(f"Wrote {', '.join(p.name for p in paths)} in {config_path.parent}", timeout=8)
 
     async def action_add_optim_sche(self) -> None:
+        await self.open_tab("optim")
         names = {editor.sche_name for editor in self.editors()}
         name = next(n for n in (f"optim{i}" for i in range(1, 1000)) if n not in names)
         template = copy.deepcopy(DEFAULTS["optim_sches"]["main"])
         editor = OptimScheEditor(name, template)
         await self.query_one("#optim-list", VerticalScroll).mount(editor, before="#add-optim")
-        self.action_show_tab("optim")
         self._sync_optim_sches()
         self._config_changed()
         editor.scroll_visible()
@@ -581,8 +610,8 @@ class SetupScreen(Screen):
         await self.action_add_optim_sche()
 
     @on(Button.Pressed, "#launch")
-    def _launch_pressed(self) -> None:
-        self.action_launch()
+    async def _launch_pressed(self) -> None:
+        await self.action_launch()
 
     @on(Button.Pressed, "#copy")
     def _copy_pressed(self) -> None:
@@ -616,7 +645,8 @@ class SetupScreen(Screen):
         self.notify(f"Model settings copied from {path.name}")
 
     @on(TabbedContent.TabActivated)
-    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+    async def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._active_tab = event.pane.id or "data"
+        await self._ensure_tab(self._active_tab)
         if self._active_tab == "run":
             self._refresh_run_tab()

@@ -84,8 +84,8 @@ async def test_load_a_preset_into_the_form(dirs):
         assert app.loaded[0].path == dirs["shipped"] / "small.yaml"
         setup = app.screen
         assert setup.config["train_conf"]["max_epoch"] == 3
-        assert setup.field_for("train_conf.max_epoch").editor.value == "3"
-        assert setup.field_for("output_dir").editor.value == "exp/small"
+        assert (await setup.show_field("train_conf.max_epoch")).editor.value == "3"
+        assert (await setup.show_field("output_dir")).editor.value == "exp/small"
         assert setup.preset_path.name == "small.yaml"
 
 
@@ -112,7 +112,7 @@ async def test_save_the_form_and_see_its_changes(dirs):
     app = PresetsHarness({"train_data_set_list": ["train.jsonl"]})
     async with app.run_test(size=SIZE) as pilot:
         setup = app.screen
-        max_epoch = setup.field_for("train_conf.max_epoch")
+        max_epoch = await setup.show_field("train_conf.max_epoch")
         max_epoch.focus_editor()
         max_epoch.editor.value = "7"
         await wait_for(pilot, lambda: setup.config["train_conf"]["max_epoch"] == 7)

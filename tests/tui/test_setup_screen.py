@@ -62,8 +62,9 @@ def workdir(tmp_path, monkeypatch, stats_calls):
     return tmp_path
 
 
-def field(screen: SetupScreen, key: str) -> FormField:
-    found = screen.field_for(key)
+async def field(screen: SetupScreen, key: str) -> FormField:
+    """The field of ``key``, its tab shown (tabs are mounted when first shown)."""
+    found = await screen.show_field(key)
     assert found is not None, key
     return found
 
@@ -92,7 +93,7 @@ async def test_bad_value_shows_error_beside_field_and_blocks_launch(workdir):
     app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        batch_size = field(screen, "dataset_conf.batch_size")
+        batch_size = await field(screen, "dataset_conf.batch_size")
         await type_into(pilot, batch_size, "12x")
         assert batch_size.error == "batch_size: must be a positive integer"
         assert "batch_size: must be a positive integer" in str(batch_size.query_one(".form-error").render())
@@ -113,13 +114,13 @@ async def test_config_level_errors_land_on_their_fields(workdir):
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         await pilot.pause()
-        assert "at least one training list" in field(screen, "train_data_set_list").error
-        await type_into(pilot, field(screen, "train_data_set_list"), "data/nope.jsonl")
-        assert field(screen, "train_data_set_list").error == "train_data_set_list: no such file: data/nope.jsonl"
-        await type_into(pilot, field(screen, "distributed.node_rank"), "2")
-        assert "below nnodes" in field(screen, "distributed.node_rank").error
-        await type_into(pilot, field(screen, "train_conf.avg_nbest_model"), "30")
-        assert "cannot average more than the 20 kept" in field(screen, "train_conf.avg_nbest_model").error
+        assert "at least one training list" in (await field(screen, "train_data_set_list")).error
+        await type_into(pilot, await field(screen, "train_data_set_list"), "data/nope.jsonl")
+        assert (await field(screen, "train_data_set_list")).error == "train_data_set_list: no such file: data/nope.jsonl"
+        await type_into(pilot, await field(screen, "distributed.node_rank"), "2")
+        assert "below nnodes" in (await field(screen, "distributed.node_rank")).error
+        await type_into(pilot, await field(screen, "train_conf.avg_nbest_model"), "30")
+        assert "cannot average more than the 20 kept" in (await field(screen, "train_conf.avg_nbest_model")).error
         await pilot.press("ctrl+r")
         assert app.launched == []
 
@@ -128,13 +129,13 @@ async def test_launch_carries_the_edited_config(workdir):
     app = SetupHarness()
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await type_into(pilot, field(screen, "train_data_set_list"), "data/train.jsonl")
-        await type_into(pilot, field(screen, "valid_data_set_list"), "data/valid.jsonl")
-        await type_into(pilot, field(screen, "output_dir"), "exp/mine")
-        await type_into(pilot, field(screen, "train_conf.max_epoch"), "7")
-        await type_into(pilot, field(screen, "distributed.devices"), "0, 1")
-        field(screen, "train_conf.use_bf16").editor.value = True
-        field(screen, "dataset_conf.batch_type").editor.value = "example"
+        await type_into(pilot, await field(screen, "train_data_set_list"), "data/train.jsonl")
+        await type_into(pilot, await field(screen, "valid_data_set_list"), "data/valid.jsonl")
+        await type_into(pilot, await field(screen, "output_dir"), "exp/mine")
+        await type_into(pilot, await field(screen, "train_conf.max_epoch"), "7")
+        await type_into(pilot, await field(screen, "distributed.devices"), "0, 1")
+        (await field(screen, "train_conf.use_bf16")).editor.value = True
+        (await field(screen, "dataset_conf.batch_type")).editor.value = "example"
         await pilot.pause()
         assert screen.problems() == []
         await pilot.press("ctrl+r")
@@ -183,6 +184,7 @@ async def test_schedule_type_swaps_its_fields(workdir):
     app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
+        await screen.open_tab("optim")
         editor = screen.editors()[0]
         editor.field_for("type").editor.value = "tri_stage"
         await wait_for(pilot, lambda: screen.config["optim_sches"]["main"]["type"] == "tri_stage")
@@ -211,7 +213,7 @@ async def test_lr_preview_draws_every_scheduler(workdir):
                         "optim_sches": optim_sches})
     async with app.run_test(size=(100, 40)) as pilot:
         screen = app.screen
-        await pilot.press("f6")
+        await screen.open_tab("optim")
         await type_into(pilot, screen.query_one("#preview-steps", FormField), "4000")
         preview = screen.query_one(LrPreview)
         await wait_for(pilot, lambda: len(preview.curves.get("main", ())) == 2000)
@@ -228,6 +230,7 @@ async def test_lr_preview_draws_every_scheduler(workdir):
 async def test_lr_preview_is_debounced(workdir):
     app = SetupHarness()
     async with app.run_test(size=SIZE) as pilot:
+        await app.screen.open_tab("optim")
         preview = app.screen.query_one(LrPreview)
         await wait_for(pilot, lambda: preview.computations == 1)  # the preview of the opened form
         for steps in range(1000, 1020):  # a burst of edits: one computation, of the last one
@@ -242,6 +245,7 @@ async def test_engine_schedule_errors_show_on_their_fields(workdir):
     app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
+        await screen.open_tab("optim")
         preview = screen.query_one(LrPreview)
         editor = screen.editors()[0]
         editor.field_for("type").editor.value = "cosine"
@@ -264,10 +268,10 @@ async def test_command_for_one_and_two_nodes(workdir):
         assert argv[:3] == [sys.executable, "-m", "torch.distributed.run"]
         assert argv[argv.index("--nnodes") + 1] == "1" and "--standalone" not in argv
         assert argv[-2:] == ["--config", str(workdir / "exp" / "a" / "config.yaml")]
-        await type_into(pilot, field(screen, "distributed.nnodes"), "2")
-        await type_into(pilot, field(screen, "distributed.nproc_per_node"), "4")
-        await type_into(pilot, field(screen, "distributed.master_addr"), "10.1.2.3")
-        await type_into(pilot, field(screen, "distributed.devices"), "0,1,2,3")
+        await type_into(pilot, await field(screen, "distributed.nnodes"), "2")
+        await type_into(pilot, await field(screen, "distributed.nproc_per_node"), "4")
+        await type_into(pilot, await field(screen, "distributed.master_addr"), "10.1.2.3")
+        await type_into(pilot, await field(screen, "distributed.devices"), "0,1,2,3")
         await pilot.press("f8")
         await pilot.pause()
         argv = shlex.split(screen.query_one("#command", TextArea).text)
@@ -293,7 +297,7 @@ async def test_node_scripts_saved_executable(workdir):
             assert f"--node_rank {rank} " in script.read_text()
         assert (run_dir / "config.yaml").is_file()
         # A different config never overwrites an earlier run's config.yaml.
-        await type_into(pilot, field(app.screen, "train_conf.max_epoch"), "3")
+        await type_into(pilot, await field(app.screen, "train_conf.max_epoch"), "3")
         before = (run_dir / "config.yaml").read_text()
         await pilot.press("ctrl+t")
         await pilot.pause()
@@ -304,7 +308,7 @@ async def test_file_picker_fills_the_list(workdir):
     app = SetupHarness()
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.click(field(screen, "train_data_set_list").query_one(".form-browse"))
+        await pilot.click((await field(screen, "train_data_set_list")).query_one(".form-browse"))
         await pilot.pause()
         picker = app.screen
         assert type(picker).__name__ == "FilePickerScreen"
@@ -324,6 +328,7 @@ async def test_data_lists_are_checked_and_feed_the_step_estimate(workdir, stats_
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: len(stats_calls) == 2 and screen.train_stats is not None)
+        await screen.open_tab("optim")
         assert stats_calls == [["data/train.jsonl"], ["data/valid.jsonl"]]
         await pilot.pause()
         report = str(screen.query_one("#data-report").render())
@@ -343,12 +348,13 @@ async def test_model_preset_copies_only_the_model(workdir, monkeypatch):
     app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
+        await screen.open_tab("model")
         screen.query_one("#model-preset", Select).value = str(preset)
         await wait_for(pilot, lambda: screen.config["model"] == "transformer")
         assert screen.config["model"] == "transformer"
         assert screen.config["encoder_conf"] == {"output_size": 512}
         assert screen.config["train_conf"]["max_epoch"] == DEFAULTS["train_conf"]["max_epoch"]
-        assert field(screen, "encoder_conf").editor.value == "{output_size: 512}"
+        assert (await field(screen, "encoder_conf")).editor.value == "{output_size: 512}"
 
 
 def test_cross_field_checks():
