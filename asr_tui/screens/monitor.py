@@ -119,7 +119,6 @@ class MonitorScreen(Screen):
         self.reason = ""
         self.record: dict | None = None
         self._charts_due = True
-        self._last_chart_draw = 0.0
         self.attached = False
         self.attach_seconds: float | None = None
         self._polling = False
@@ -270,6 +269,9 @@ class MonitorScreen(Screen):
                 text.append(f"  {params / 1e6:.1f}M params")
         if self.reason:
             text.append(f"\n{self.reason}", style="dim" if self.status == RUNNING else "red")
+        if self.follower.bad_lines:
+            text.append(f"\n{self.follower.bad_lines} malformed event line(s) skipped in "
+                        f"{self.follower.events_path.name}", style="yellow")
         self._set_text("#monitor-status", text)
 
     def _show_checkpoints(self) -> None:

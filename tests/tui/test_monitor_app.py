@@ -164,3 +164,15 @@ def test_main_rejects_bad_preset_naming_the_file(tmp_path, capsys):
         assert exc.code == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "line" in err
+
+
+async def test_malformed_event_lines_are_counted_and_shown(tmp_path):
+    run = finished_run(tmp_path)
+    with open(run.run_dir / "events.jsonl", "a") as handle:
+        handle.write("not json at all\n[1, 2]\n")
+    app = AsrTuiApp(runs_root=tmp_path, run_dir=run.run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.attached)
+        status = text_of(app.screen.query_one("#monitor-status", Static))
+        assert "2 malformed event line(s) skipped in events.jsonl" in status
+        assert "finished" in status
