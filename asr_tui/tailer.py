@@ -2,9 +2,10 @@
 
 Attaching reads the history once, then only new bytes are read. A log of a week-long run can
 hold a million events, so attaching does not parse every line: the rare events (start, data,
-valid, checkpoint, average, end, error) are found with one regex pass over the mapped file and
-train events are sampled at evenly spaced offsets, enough to draw every chart at full width.
-New events are then read with ``engine.events.EventReader`` from the end of that history.
+valid, checkpoint, average, end, error) are found with one regex pass over the file, read in
+chunks so memory stays bounded, and train events are sampled at evenly spaced offsets, enough
+to draw every chart at full width. New events are then read with ``engine.events.EventReader``
+from the end of that history.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SCAN_CHUNK_BYTES = 16 * 1024 * 1024
 # EventWriter writes compact JSON ("event":"train"); json.dumps' default adds one space.
 RARE_EVENT = re.compile(rb'"event": ?"(?:start|data|valid|checkpoint|average|end|error)"')
 TRAIN_EVENT = re.compile(rb'"event": ?"train"')
+START_EVENT = re.compile(rb'"event": ?"start"')
 
 
 def parse_line(line: bytes) -> dict | None:
@@ -223,7 +225,7 @@ def read_tail_events(path: Path, max_bytes: int = 256 * 1024) -> tuple[list[dict
             pos -= step
             handle.seek(pos)
             data = handle.read(step) + data
-            if re.search(rb'"event"\s*:\s*"start"', data):
+            if START_EVENT.search(data):
                 break
             chunk *= 2
     end = data.rfind(b"\n") + 1
@@ -246,7 +248,7 @@ def read_first_start(path: Path, max_bytes: int = 1024 * 1024) -> dict | None:
     except FileNotFoundError:
         return None
     for line in data.splitlines():
-        if b'"start"' in line:
+        if START_EVENT.search(line):
             event = parse_line(line)
             if event is not None and event.get("event") == "start":
                 return event
@@ -257,7 +259,8 @@ class TextTail:
     """The last ``max_lines`` lines of a growing text file, read incrementally.
 
     A torn last line is held back until its newline arrives; a file that shrank (rotated or
-    rewritten) is read again from its start.
+    rewritten) is read again from its start. It starts, and catches up after a burst, at most
+    ``initial_bytes`` before the end: it is a tail, not a copy.
     """
 
     def __init__(self, path: Path, max_lines: int = 500, initial_bytes: int = 256 * 1024) -> None:
@@ -272,7 +275,7 @@ class TextTail:
             size = self.path.stat().st_size
         except FileNotFoundError:
             return []
-        if self.offset is None or size < self.offset:
+        if self.offset is None or size < self.offset or size - self.offset > self.initial_bytes:
             self.offset = max(0, size - self.initial_bytes)
             self._partial = b""
             skip_first = self.offset > 0

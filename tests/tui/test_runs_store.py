@@ -146,3 +146,15 @@ def test_text_tail_keeps_last_lines_and_handles_truncation(tmp_path):
     assert tail.read_new() == ["done"]
     path.write_text("new file\n")
     assert tail.read_new() == ["new file"]
+
+
+def test_text_tail_jumps_over_a_burst(tmp_path):
+    path = tmp_path / "console.log"
+    path.write_text("first\n")
+    tail = TextTail(path, max_lines=100, initial_bytes=200)
+    assert tail.read_new() == ["first"]
+    with open(path, "a") as handle:
+        handle.write("".join(f"burst line {i:05d}\n" for i in range(10_000)))
+    lines = tail.read_new()
+    assert lines[-1] == "burst line 09999" and len(lines) <= 200 // 17
+    assert all(line.startswith("burst line ") for line in lines)  # no cut line at the head
