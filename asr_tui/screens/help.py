@@ -11,8 +11,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 INTRO = (
-    "asr-tui: set up, launch and watch ASR training runs, average and decode checkpoints.\n"
-    "Ctrl+P opens the command palette, which finds every action by name. Jobs run detached:\n"
+    "asr-tui: set up, launch and watch ASR training runs, average and decode checkpoints. "
+    "Ctrl+P opens the command palette, which finds every action by name. Jobs run detached: "
     "quitting the console or losing SSH leaves them running; open the console again to follow."
 )
 
