@@ -1,0 +1,54 @@
+"""Exact resume: a run continued from a checkpoint ends with the same parameters as one never interrupted."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.train import main
+from tests.trainer.tiny import events_of, model_weights, tiny_config, write_config
+
+
+def train(corpus, run_dir, tmp_path, *overrides, **sections):
+    config = tiny_config(corpus, run_dir, **sections)
+    path = write_config(config, tmp_path / f"{run_dir.name}.yaml")
+    assert main(["--config", str(path), *overrides]) == 0
+    return run_dir
+
+
+def losses_by_step(run_dir):
+    return {e["step"]: e["losses"] for e in events_of(run_dir) if e["event"] == "train"}
+
+
+@pytest.mark.parametrize(("accum_grad", "resume_name"), [(1, "model.pt.ep1.3"), (3, "model.pt.ep1")],
+                         ids=["mid-epoch", "epoch-end-with-pending-gradients"])
+def test_resumed_run_ends_with_identical_parameters(small_corpus, tmp_path, accum_grad, resume_name):
+    sections = {"train_conf": {"max_epoch": 2, "log_interval": 1, "validate_interval": 4,
+                               "save_checkpoint_interval": 3, "keep_nbest_models": 20, "avg_nbest_model": 0,
+                               "accum_grad": accum_grad, "deterministic": True}}
+    whole = train(small_corpus, tmp_path / "whole", tmp_path, **sections)
+    checkpoint = whole / resume_name
+    assert checkpoint.is_file()
+    resumed_step = torch.load(checkpoint, map_location="cpu", weights_only=True)["step"]
+
+    resumed = train(small_corpus, tmp_path / "resumed", tmp_path, f"++train_conf.resume_from={checkpoint}",
+                    **sections)
+    start = next(e for e in events_of(resumed) if e["event"] == "start")
+    assert start["resumed_from"] == str(checkpoint) and start["step"] == resumed_step
+
+    final_whole, final_resumed = model_weights(whole / "model.pt"), model_weights(resumed / "model.pt")
+    assert final_whole.keys() == final_resumed.keys()
+    for name in final_whole:
+        assert torch.equal(final_whole[name], final_resumed[name]), name
+    curve_whole, curve_resumed = losses_by_step(whole), losses_by_step(resumed)
+    assert min(curve_resumed) == resumed_step + 1
+    assert {s: v for s, v in curve_whole.items() if s > resumed_step} == curve_resumed
+
+
+def test_resume_from_a_missing_checkpoint_names_it(small_corpus, tmp_path, caplog):
+    config = write_config(tiny_config(small_corpus, tmp_path / "run"), tmp_path / "run.yaml")
+    missing = tmp_path / "nowhere" / "model.pt.ep3"
+    assert main(["--config", str(config), f"++train_conf.resume_from={missing}"]) == 1
+    error = next(e for e in events_of(tmp_path / "run") if e["event"] == "error")
+    assert str(missing) in error["message"] and "resume_from" in error["message"]
+    assert events_of(tmp_path / "run")[-1]["status"] == "failed"
