@@ -2,7 +2,8 @@
 
 The check runs the data engine's own CLI as a subprocess (reading a large list and probing its
 audio takes a while and imports torch; neither may block the console), one list kind at a time,
-and shows utterances, hours, what would be dropped and why, and a duration histogram.
+and shows utterances, hours, durations, what would be dropped and why (with the first problems'
+file, line and key), and the training list's duration histogram.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.reactive import reactive
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Button, Static
 from textual.worker import get_current_worker
 
@@ -62,11 +65,11 @@ def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1) 
 
 
 def summary_line(label: str, stats: dict) -> Text:
-    """``train: 1,234 utts · 2.05 h · dropped 3 (too_long 2, bad_audio 1)``."""
-    hours = stats.get("hours")
-    if hours is None and "seconds" in stats:
-        hours = stats["seconds"] / 3600.0
-    line = Text(f"{label}: {stats.get('utterances', 0):,} utts · {float(hours or 0):.2f} h")
+    """``train: 1,234 utts · 2.05 h · 1.2-6.4 s (mean 2.2) · dropped 3 (too_long 3)``."""
+    line = Text(f"{label}: {stats.get('utterances', 0):,} utts · {float(stats.get('hours') or 0):.2f} h")
+    duration = stats.get("duration_s") or {}
+    if duration:
+        line.append(f" · {duration['min']:.1f}-{duration['max']:.1f} s (mean {duration['mean']:.1f})")
     dropped = stats.get("dropped") or {}
     total = stats.get("num_dropped", sum(dropped.values()))
     if total:
@@ -77,18 +80,49 @@ def summary_line(label: str, stats: dict) -> Text:
     return line
 
 
-def histogram_lines(histogram: dict, width: int) -> list[str]:
-    """A text bar per duration bin: ``  2- 4s ████████ 812``."""
-    edges, counts = histogram.get("edges") or [], histogram.get("counts") or []
-    if not counts or len(edges) != len(counts) + 1:
-        return []
-    peak = max(counts) or 1
-    bar_width = max(width - 22, 5)
+def problem_lines(stats: dict, limit: int = 3) -> list[str]:
+    """The first problems (file:line key: reason), then how many more there are."""
+    problems = stats.get("problems") or []
     lines = []
-    for low, high, count in zip(edges, edges[1:], counts):
-        bar = "█" * round(bar_width * count / peak)
-        lines.append(f"{low:>5.1f}-{high:<5.1f}s {bar} {count}")
+    for problem in problems[:limit]:
+        where = problem.get("path", "?") + (f":{problem['line']}" if problem.get("line") else "")
+        key = f" {problem['key']!r}" if problem.get("key") else ""
+        detail = f": {problem['detail']}" if problem.get("detail") else ""
+        lines.append(f"{where}{key}: {problem.get('reason', '?')}{detail}")
+    hidden = max(int(stats.get("num_dropped", len(problems))) - min(len(problems), limit), 0)
+    if hidden:
+        lines.append(f"… and {hidden:,} more")
     return lines
+
+
+def render_histogram(histogram: dict, width: int, height: int) -> str:
+    """plotext bar chart of ``{"edges", "counts"}`` (utterances per duration bin), as ANSI text."""
+    import plotext as plt
+
+    edges, counts = histogram["edges"], histogram["counts"]
+    centers = [(low + high) / 2 for low, high in zip(edges, edges[1:])]
+    figure = plt.figure
+    figure.clear()
+    figure.plot_size(width, height)
+    figure.theme("simple")
+    figure.draw(figure.bar(centers, counts, width=0.8 * (edges[1] - edges[0])))
+    figure.title("train utterances per duration (s)")
+    return figure.build().string()
+
+
+class DurationHistogram(Widget):
+    """The training list's duration histogram, drawn at the widget's size."""
+
+    DEFAULT_CSS = "DurationHistogram { height: 10; display: none; }"
+
+    histogram: reactive[dict] = reactive(dict, always_update=True)
+
+    def render(self) -> Text:
+        counts = self.histogram.get("counts") or []
+        if len(self.histogram.get("edges") or []) != len(counts) + 1 or not counts \
+                or self.size.width < 20 or self.size.height < 5:
+            return Text("")
+        return Text.from_ansi(render_histogram(self.histogram, self.size.width, self.size.height))
 
 
 class DataCheck(Vertical):
@@ -121,6 +155,7 @@ class DataCheck(Vertical):
             yield Button("Check lists", id="data-check-button", compact=True)
             yield Static("checks utterances, hours, drops and durations of each list", id="data-status")
         yield Static("", id="data-report")
+        yield DurationHistogram()
 
     def request(self, lists: dict[str, list[str]], now: bool = False) -> None:
         """Check these lists (``{config key: paths}``) after a pause in typing, or ``now``."""
@@ -178,6 +213,10 @@ class DataCheck(Vertical):
             else:
                 report.append_text(summary_line(label, result))
                 report.append("\n")
-                for line in histogram_lines(result.get("duration_histogram") or {}, self.size.width or 60):
-                    report.append(f"  {line}\n", style="cyan")
+                for line in problem_lines(result):
+                    report.append(f"  {line}\n", style="yellow")
         self.query_one("#data-report", Static).update(report)
+        train = self.results.get("train_data_set_list")
+        histogram = self.query_one(DurationHistogram)
+        histogram.histogram = train.get("duration_histogram") or {} if isinstance(train, dict) else {}
+        histogram.display = bool(histogram.histogram.get("counts"))

@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Select, TextArea
 from asr_tui.messages import LaunchRequested
 from asr_tui.screens.setup import SetupScreen, cross_field_issues, estimate_steps
 from asr_tui.widgets import form_data_check
+from asr_tui.widgets.form_data_check import DurationHistogram
 from asr_tui.widgets.form_fields import FormField
 from asr_tui.widgets.form_optim_sche import OptimScheEditor
 from asr_tui.widgets.lr_preview import LrChart, LrPreview
@@ -46,7 +47,8 @@ def stats_calls(monkeypatch):
     def fake_stats(paths, should_stop=lambda: False):
         calls.append(list(paths))
         return {"utterances": 1000, "hours": 2.0, "seconds": 7200.0, "dropped": {"too_long": 3},
-                "num_dropped": 3, "duration_histogram": {"edges": [0, 5, 10], "counts": [600, 400]}}
+                "num_dropped": 3, "duration_histogram": {"edges": [0, 5, 10], "counts": [600, 400]},
+                "problems": [{"reason": "too_long", "path": paths[0], "line": 7, "key": "u7", "detail": ""}]}
 
     monkeypatch.setattr(form_data_check, "run_stats", fake_stats)
     return calls
@@ -328,12 +330,15 @@ async def test_data_lists_are_checked_and_feed_the_step_estimate(workdir, stats_
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: len(stats_calls) == 2 and screen.train_stats is not None)
-        await screen.open_tab("optim")
         assert stats_calls == [["data/train.jsonl"], ["data/valid.jsonl"]]
         await pilot.pause()
         report = str(screen.query_one("#data-report").render())
         assert "train: 1,000 utts · 2.00 h · dropped 3 (too_long 3)" in report
-        assert "600" in report and "400" in report
+        assert "data/train.jsonl:7 'u7': too_long" in report and "… and 2 more" in report
+        histogram = screen.query_one(DurationHistogram)
+        assert histogram.display and histogram.histogram["counts"] == [600, 400]
+        assert "█" in str(histogram.render())
+        await screen.open_tab("optim")
         placeholder = screen.query_one("#preview-steps", FormField).query_one(Input).placeholder
         assert placeholder.startswith("300 ")  # 1000 utts / 10 per batch x 3 epochs
 

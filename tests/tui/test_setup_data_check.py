@@ -1,0 +1,44 @@
+"""The data check runs the real ``asr-data stats --json`` on lists and reports what they hold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from asr_tui.widgets.form_data_check import problem_lines, run_stats, summary_line
+
+
+@pytest.fixture
+def lists(small_corpus, tmp_path):
+    """The small corpus's train list, and a list with a missing audio file and a broken line."""
+    good = small_corpus / "train.jsonl"
+    entries = [json.loads(line) for line in good.read_text(encoding="utf-8").splitlines()[:5]]
+    for entry in entries:  # the copy lives elsewhere: make its audio paths absolute
+        entry["source"] = str(small_corpus / entry["source"])
+    missing = entries[0] | {"key": "gone", "source": str(tmp_path / "gone.wav")}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([json.dumps(e) for e in entries + [missing]] + ["{not json"]) + "\n",
+                   encoding="utf-8")
+    return good, bad
+
+
+def test_stats_of_a_good_list(lists):
+    stats = run_stats([str(lists[0])])
+    assert stats["utterances"] == 80 and stats["num_dropped"] == 0
+    assert sum(stats["duration_histogram"]["counts"]) == 80
+    line = str(summary_line("train", stats))
+    assert line.startswith("train: 80 utts · ") and "nothing dropped" in line
+
+
+def test_problems_are_counted_and_named(lists):
+    stats = run_stats([str(lists[1])])
+    assert stats["utterances"] == 5 and stats["num_dropped"] == 2
+    text = "\n".join(problem_lines(stats))
+    assert f"{lists[1]}:6 'gone'" in text and f"{lists[1]}:7" in text
+    assert "dropped 2" in str(summary_line("valid", stats))
+
+
+def test_a_failing_check_says_why(tmp_path):
+    with pytest.raises(RuntimeError, match="nope.jsonl"):
+        run_stats([str(tmp_path / "nope.jsonl")])
