@@ -75,7 +75,7 @@ class AsrTuiApp(App):
         if self.preset is not None:
             from asr_tui.screens.setup import SetupScreen
 
-            self.push_screen(SetupScreen(self.preset))
+            self.push_screen(SetupScreen(self.preset, preset_path=self.preset_path))
             self.notify(f"preset {self.preset_path} loaded")
         if self.initial_run is not None:
             from asr_tui.screens.monitor import MonitorScreen
@@ -101,7 +101,7 @@ class AsrTuiApp(App):
         from asr_tui.screens.setup import SetupScreen
 
         if not isinstance(self.screen, SetupScreen):
-            self.push_screen(SetupScreen(self.preset))
+            self.push_screen(SetupScreen(self.preset, preset_path=self.preset_path))
 
     def action_presets(self) -> None:
         from asr_tui.screens.presets import PresetsScreen
@@ -136,7 +136,7 @@ class AsrTuiApp(App):
         self.preset, self.preset_path = message.config, message.path
         while isinstance(self.screen, (PresetsScreen, SetupScreen)):
             self.pop_screen()
-        self.push_screen(SetupScreen(message.config))
+        self.push_screen(SetupScreen(message.config, preset_path=message.path))
         self.notify(f"preset {message.path.name} loaded")
 
     def on_launch_requested(self, message: LaunchRequested) -> None:
