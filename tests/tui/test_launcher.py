@@ -139,3 +139,35 @@ def test_stop_a_torchrun_job_started_from_a_shell(tmp_path):
     assert job.wait(30) == 0
     assert events_of(run.run_dir)[-1] == {**events_of(run.run_dir)[-1], "event": "end", "status": "stopped"}
     assert RunsStore(tmp_path).scan()[0].status == "stopped"
+
+
+async def test_job_outlives_the_console_and_a_new_console_reattaches(tmp_path, fake_python):
+    from asr_tui.app import AsrTuiApp
+    from asr_tui.messages import LaunchRequested
+    from asr_tui.screens.monitor import MonitorScreen
+    from tests.tui.test_monitor_app import wait_for
+
+    config = deep_merge(DEFAULTS, {"output_dir": str(tmp_path / "exp" / "detached"),
+                                   "train_data_set_list": ["train.jsonl"]})
+    launcher = Launcher(cwd=tmp_path, python=fake_python)
+    app = AsrTuiApp(runs_root=tmp_path / "exp", launcher=launcher)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.post_message(LaunchRequested(config))
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.follower.state.step)
+        await pilot.press("q")
+    run_dir = tmp_path / "exp" / "detached"
+    pid = read_run_json(run_dir)["pid"]
+    os.kill(pid, 0)  # still running after the console quit
+    steps_before = sum(e["event"] == "train" for e in events_of(run_dir))
+    time.sleep(0.5)
+
+    again = AsrTuiApp(runs_root=tmp_path / "exp", run_dir=run_dir)
+    async with again.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(again.screen, MonitorScreen) and again.screen.attached)
+        monitor = again.screen
+        assert monitor.status == "running"
+        assert monitor.follower.state.series["train/loss"].total_points >= steps_before  # whole history
+        assert monitor.follower.state.series["train/loss"].points()[0][0] == 1
+        await pilot.press("s", "y")
+        await wait_for(pilot, lambda: monitor.status == "stopped")
+    wait_until(lambda: launcher.reap() or not launcher._children)
