@@ -66,6 +66,7 @@ class CheckpointsScreen(Screen):
         yield Static(id="ckpt-job")
         yield Static(id="decode-summary")
         yield DataTable(id="worst-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="worst-detail")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -313,9 +314,29 @@ class CheckpointsScreen(Screen):
         self.query_one("#decode-summary", Static).update(text)
         worst = self.query_one("#worst-table", DataTable)
         worst.clear()
-        for score in result.worst:
-            worst.add_row(score.key, f"{score.errors}/{score.units}", score.ref, score.hyp)
+        for index, score in enumerate(result.worst):
+            worst.add_row(score.key, f"{score.errors}/{score.units}", score.ref, score.hyp, key=str(index))
         worst.display = bool(result.worst)
+        self._show_utterance(0)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "worst-table":
+            self._show_utterance(event.cursor_row)
+
+    def _show_utterance(self, index: int) -> None:
+        """Reference and hypothesis in full: the table cuts them at 80 columns."""
+        detail = self.query_one("#worst-detail", Static)
+        if self.result is None or not 0 <= index < len(self.result.worst):
+            detail.update("")
+            return
+        score = self.result.worst[index]
+        text = Text(f"{score.key}  ", style="bold")
+        text.append(f"{score.errors} errors / {score.units} characters\n")
+        text.append("ref ", style="bold green")
+        text.append(score.ref + "\n")
+        text.append("hyp ", style="bold yellow")
+        text.append(score.hyp)
+        detail.update(text)
 
     # Resume.
 

@@ -89,6 +89,8 @@ async def test_average_marked_and_decode_by_keys(tmp_path, fake_tools):
         worst = screen.query_one("#worst-table", DataTable)
         assert [worst.get_row_at(i)[0] for i in range(worst.row_count)][:2] == ["utt3", "utt2"]  # most errors first, then highest rate
         await wait_for(pilot, lambda: "good mourning" in screen_text(app))  # drawn on screen
+        detail = text_of(screen.query_one("#worst-detail", Static))
+        assert "ref speech" in detail and "hyp peach" in detail
 
 
 async def test_decode_dialog_rejects_missing_list(tmp_path, fake_tools):
