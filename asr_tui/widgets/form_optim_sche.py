@@ -80,7 +80,8 @@ SCHEDULE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
 GENERAL_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("name", "name", identifier(), help="the OptimScheduler's name (logged as lr_<name>)"),
     FieldSpec("type", "schedule type", kind="select", choices=tuple(SCHEDULE_FIELDS)),
-    FieldSpec("conf.optim_type", "optim_type", kind="select", choices=OPTIM_TYPES, help="a torch.optim class"),
+    FieldSpec("conf.optim_type", "optim_type", kind="select", choices=OPTIM_TYPES, default="AdamW",
+              help="a torch.optim class"),
     FieldSpec("conf.optim_conf.lr", "lr", number(minimum=0.0, exclusive_min=True), help="peak learning rate"),
     FieldSpec("conf.optim_conf.weight_decay", "weight_decay", number(minimum=0.0, optional=True),
               omit_empty=True, placeholder="optimiser default"),
@@ -89,11 +90,11 @@ GENERAL_FIELDS: tuple[FieldSpec, ...] = (
               help="Adam-family momentum coefficients"),
     FieldSpec("conf.optim_conf.(other)", "other optim_conf", mapping(), placeholder="{eps: 1.0e-8}",
               help="any other torch.optim argument, as a YAML mapping"),
-    FieldSpec("conf.optim_loss", "optim_loss", text(no_spaces=True), suggestions=LOSS_NAMES,
+    FieldSpec("conf.optim_loss", "optim_loss", text(no_spaces=True), suggestions=LOSS_NAMES, default="loss",
               help="which loss this optimiser minimises"),
     FieldSpec("conf.updated_modules", "updated_modules", name_list(), placeholder="all modules",
               suggestions=MODULE_NAMES, help="top-level modules it updates, comma separated; empty = all"),
-    FieldSpec("conf.step_per_update", "step_per_update", integer(minimum=1),
+    FieldSpec("conf.step_per_update", "step_per_update", integer(minimum=1), default=1,
               help="update once every this many training steps"),
 )
 OTHER_CONF = FieldSpec("conf.(other)", "other conf", mapping(), placeholder="{}",
