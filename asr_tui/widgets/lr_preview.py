@@ -104,7 +104,7 @@ class LrPreview(Vertical):
             self.error_key = head if error and head.startswith("optim_sches.") and " " not in head else None
 
     DEFAULT_CSS = """
-    LrPreview { height: 1fr; min-height: 8; }
+    LrPreview { height: 1fr; min-height: 6; }
     LrPreview #lr-status { height: auto; color: $text-muted; }
     LrPreview #lr-chart { height: 1fr; }
     """
