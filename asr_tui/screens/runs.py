@@ -61,6 +61,7 @@ class RunsScreen(Screen):
         self.root = Path(root)
         self.store = RunsStore(self.root)
         self.summaries: dict[str, RunSummary] = {}
+        self._rows: list[tuple] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -93,24 +94,28 @@ class RunsScreen(Screen):
         self.app.call_from_thread(self._show, summaries)
 
     def _show(self, summaries: list[RunSummary]) -> None:
-        table = self.query_one("#runs-table", DataTable)
-        selected = self.selected_key()
         self.summaries = {str(s.run_dir): s for s in summaries}
-        table.clear()
-        for summary in summaries:
-            epoch = "-" if summary.epoch is None else f"{summary.epoch}/{summary.max_epoch or '?'}"
-            table.add_row(
-                summary.name, status_text(summary.status), progress_text(summary), epoch,
-                metrics_text(summary), started_text(summary), summary.launched_by or "script",
-                key=str(summary.run_dir),
-            )
-        if selected in self.summaries:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        rows = [self._row(summary) for summary in summaries]
+        if rows != self._rows:  # rebuilt only when something changed: the list refreshes every 2 s
+            self._rows = rows
+            table = self.query_one("#runs-table", DataTable)
+            selected = self.selected_key()
+            table.clear()
+            for summary, row in zip(summaries, rows):
+                table.add_row(*row, key=str(summary.run_dir))
+            if selected in self.summaries:
+                table.move_cursor(row=table.get_row_index(selected), animate=False)
         if not summaries:
             self.query_one("#runs-detail", Static).update(
                 f"No runs under {self.root}. Press n to set up a run, p for presets.")
         else:
             self._show_detail()
+
+    @staticmethod
+    def _row(summary: RunSummary) -> tuple:
+        epoch = "-" if summary.epoch is None else f"{summary.epoch}/{summary.max_epoch or '?'}"
+        return (summary.name, status_text(summary.status), progress_text(summary), epoch,
+                metrics_text(summary), started_text(summary), summary.launched_by or "script")
 
     def selected_key(self) -> str | None:
         table = self.query_one("#runs-table", DataTable)
