@@ -156,16 +156,18 @@ def tokenizer_file(directory: Path) -> Path:
     raise ModelLoadError(f"{directory}: no {BPE_FILE} or {TOKENS_FILE} (the tokenizer the model was trained with)")
 
 
-def load_asr(path, device: str | torch.device = "cpu"):
+def load_asr(path, device: str | torch.device = "cpu", run_dir=None):
     """Load a run directory, model directory or checkpoint -> (model, frontend, tokenizer, config).
 
     The model is in eval mode on ``device``; ``config["checkpoint"]`` names the file loaded.
+    A checkpoint saved outside its run (``asr-average --out``) takes its config, tokenizer and
+    CMVN from ``run_dir``.
     """
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(f"device {device} requested but CUDA is not available here")
     checkpoint = resolve_checkpoint(path)
-    directory = checkpoint.parent
+    directory = Path(run_dir) if run_dir is not None else checkpoint.parent
     config = read_model_config(directory)
     tokenizer_path = tokenizer_file(directory)
     tokenizer = load_tokenizer(tokenizer_path)
@@ -212,8 +214,8 @@ def export_model_dir(run_dir_or_checkpoint, out_dir, checkpoint=None) -> Path:
     source = Path(checkpoint) if checkpoint is not None else resolve_checkpoint(run_dir_or_checkpoint)
     if not source.is_file():
         raise ModelLoadError(f"{source}: checkpoint not found")
-    model, frontend, tokenizer, config = load_asr(source)
-    directory = source.parent
+    directory = Path(run_dir_or_checkpoint) if Path(run_dir_or_checkpoint).is_dir() else source.parent
+    model, frontend, tokenizer, config = load_asr(source, run_dir=directory)
     out_dir = Path(out_dir)
     if out_dir.resolve() == directory.resolve():
         raise ModelLoadError(f"{out_dir}: export directory must differ from the run directory")

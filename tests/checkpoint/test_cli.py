@@ -140,3 +140,8 @@ def test_export_writes_a_loadable_model_dir(tmp_path):
     model, _, _, _ = load_asr(tmp_path / "model_dir", "cpu")
     name, param = next((k, v) for k, v in model.state_dict().items() if v.is_floating_point())
     assert torch.allclose(param, weights[name] + 1.5)
+    # An average written outside the run still exports: the run's config and tokens come from --run.
+    outside = tmp_path / "elsewhere" / "avg.pt"
+    assert main(["--run", str(run), "--num", "2", "--out", str(outside), "--export", str(tmp_path / "dir2")]) == 0
+    model, _, _, _ = load_asr(tmp_path / "dir2", "cpu")
+    assert torch.allclose(model.state_dict()[name], weights[name] + 1.5)
