@@ -130,7 +130,6 @@ class RunSummary:
     last_event_time: float | None = None
     host: str = ""
     launched_by: str = ""
-    record: dict | None = None
 
     @property
     def name(self) -> str:
@@ -222,7 +221,6 @@ def summarize(run_dir: Path, state: RunState) -> RunSummary:
         total_steps=state.total_steps, epoch=state.epoch, max_epoch=state.max_epoch,
         metrics=state.metrics(), start_time=start_time, last_event_time=state.last_event_time,
         host=str(record.get("host", "")), launched_by=str(record.get("launched_by", "")),
-        record=record or None,
     )
 
 

@@ -117,7 +117,6 @@ class MonitorScreen(Screen):
         self.follower = RunFollower(self.run_dir)
         self.status = RUNNING
         self.reason = ""
-        self.record: dict | None = None
         self._charts_due = True
         self.attached = False
         self.attach_seconds: float | None = None
@@ -191,13 +190,13 @@ class MonitorScreen(Screen):
         status, reason = run_status(self.follower.state, record, process_alive(record))
         if record_error:
             reason = f"{record_error}; {reason}" if reason else record_error
-        self.app.call_from_thread(self._show, update, record, status, reason)
+        self.app.call_from_thread(self._show, update, status, reason)
 
-    def _show(self, update: FollowUpdate, record: dict | None, status: str, reason: str) -> None:
+    def _show(self, update: FollowUpdate, status: str, reason: str) -> None:
         first = not self.attached
         self.attached = True
         changed = first or bool(update) or (status, reason) != (self.status, self.reason)
-        self.record, self.status, self.reason = record, status, reason
+        self.status, self.reason = status, reason
         tab = self.query_one(TabbedContent).active
         if update.log_lines and tab == "log":
             self.query_one("#monitor-log", Log).write_lines(update.log_lines)

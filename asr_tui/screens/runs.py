@@ -40,6 +40,16 @@ def metrics_text(summary: RunSummary) -> str:
     return "  ".join(shown) or "-"
 
 
+def ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(0, int(seconds))}s ago"
+    if seconds < 5400:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
 def started_text(summary: RunSummary) -> str:
     if not summary.start_time:
         return "-"
@@ -143,6 +153,10 @@ class RunsScreen(Screen):
             detail.update("")
             return
         text = Text(str(summary.run_dir))
+        if summary.host:
+            text.append(f"  ·  {summary.host}")
+        if summary.last_event_time:
+            text.append(f"  ·  last event {ago(time.time() - summary.last_event_time)}")
         if summary.reason:
             text.append(f"\n{summary.status}: {summary.reason}", style=STATUS_STYLE.get(summary.status, ""))
         detail.update(text)
