@@ -35,7 +35,10 @@ from asr_tui.widgets.form_fields import (
 from asr_tui.widgets.form_file_picker import FilePickerScreen
 from asr_tui.widgets.form_optim_sche import OptimScheEditor
 from asr_tui.widgets.lr_preview import LrPreview
-from engine.config import CHOICES, DEFAULTS, LIST_KEYS, ConfigError, ConfigIssue, check_config, deep_merge, validate_config
+from engine.config import (
+    CHOICES, DEFAULTS, LIST_KEYS, ConfigError, ConfigIssue, check_config, deep_merge, dump_config, save_config,
+    validate_config,
+)
 
 DATA_FIELDS = (
     FieldSpec("output_dir", "output_dir", text(), help="the run directory (config.yaml, logs, checkpoints)"),
@@ -233,11 +236,9 @@ class SetupScreen(Screen):
             self.config["optim_sches"] = copy.deepcopy(config["optim_sches"])
         self.baseline = copy.deepcopy(self.config)
         self.preset_path = Path(preset_path) if preset_path else None
-        self.issues: list[ConfigIssue] = []
         self._unplaced: list[ConfigIssue] = []
         self._top_fields: dict[str, FormField] | None = None
         self.train_stats: dict | None = None
-        self._active_tab = "data"
         self._mounted_tabs = {"data"}  # data: its check feeds the lr preview's step estimate
         self._preview_steps: int | None = None
 
@@ -247,7 +248,7 @@ class SetupScreen(Screen):
         # A tab's fields are mounted when it is first shown: the whole form is ~1000 widgets,
         # and mounting them all would make opening the screen slow over SSH.
         yield Header()
-        with TabbedContent(initial=self._active_tab, id="setup-tabs"):
+        with TabbedContent(initial="data", id="setup-tabs"):
             for tab, label in TABS:
                 with TabPane(label, id=tab):
                     if tab in self._mounted_tabs:
@@ -404,7 +405,6 @@ class SetupScreen(Screen):
                 placed.setdefault(form_field, f"{form_field.spec.name}: {issue.message}")
         for form_field in self.all_fields():
             form_field.set_config_error(placed.get(form_field))
-        self.issues = issues
         self._unplaced = unplaced
         self._refresh_run_tab()
         self._request_preview()
@@ -580,8 +580,6 @@ class SetupScreen(Screen):
             self.notify(str(exc), severity="error", timeout=8)
             return
         config_path = self.config_path()
-        from engine.config import dump_config, save_config
-
         if config_path.exists() and config_path.read_text(encoding="utf-8") != dump_config(config):
             self.notify(f"{config_path} already holds a different config (an earlier run?): "
                         "choose another output_dir.", severity="error", timeout=10)
@@ -653,7 +651,7 @@ class SetupScreen(Screen):
 
     @on(TabbedContent.TabActivated)
     async def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self._active_tab = event.pane.id or "data"
-        await self._ensure_tab(self._active_tab)
-        if self._active_tab == "run":
+        tab = event.pane.id or "data"
+        await self._ensure_tab(tab)
+        if tab == "run":
             self._refresh_run_tab()

@@ -118,7 +118,8 @@ async def test_config_level_errors_land_on_their_fields(workdir):
         await pilot.pause()
         assert "at least one training list" in (await field(screen, "train_data_set_list")).error
         await type_into(pilot, await field(screen, "train_data_set_list"), "data/nope.jsonl")
-        assert (await field(screen, "train_data_set_list")).error == "train_data_set_list: no such file: data/nope.jsonl"
+        train_lists = await field(screen, "train_data_set_list")
+        assert train_lists.error == "train_data_set_list: no such file: data/nope.jsonl"
         await type_into(pilot, await field(screen, "distributed.node_rank"), "2")
         assert "below nnodes" in (await field(screen, "distributed.node_rank")).error
         await type_into(pilot, await field(screen, "train_conf.avg_nbest_model"), "30")
