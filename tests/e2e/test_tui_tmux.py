@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -87,6 +88,15 @@ def wait_events(run_dir: Path, condition, timeout: float) -> list[dict]:
             raise AssertionError(f"events of {run_dir}: {[e['event'] for e in found][-20:]}")
         time.sleep(0.3)
     return found
+
+
+def stop_leftover_job(run_dir: Path) -> None:
+    """A failed test must not leave its detached torchrun job behind."""
+    try:
+        record = json.loads((run_dir / "run.json").read_text())
+        os.killpg(record["pgid"], signal.SIGKILL)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
 
 
 def tiny_preset(work: Path) -> Path:
@@ -167,4 +177,5 @@ def test_whole_experiment_by_keys(tmp_path):
         tmux.keys("q")
     finally:
         tmux.close()
+        stop_leftover_job(run_dir)
     assert time.monotonic() - started < 300
