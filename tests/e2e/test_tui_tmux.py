@@ -109,7 +109,6 @@ def tiny_preset(work: Path) -> Path:
     preset["train_conf"].update(max_epoch=6, log_interval=1, validate_interval=4,
                                 save_checkpoint_interval=4, keep_nbest_models=3, avg_nbest_model=3)
     preset["distributed"].update(nproc_per_node=2, master_port=free_port())
-    preset["optim_sches"]["main"]["conf"].update(optim_loss="loss", step_per_update=1)
     path = work / "config" / "asr-tui" / "presets" / "e2e-tiny.yaml"
     path.parent.mkdir(parents=True)
     path.write_text(yaml.safe_dump(preset, sort_keys=False))
