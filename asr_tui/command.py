@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import sys
 from pathlib import Path
 
@@ -58,6 +59,17 @@ def torchrun_argv(config: dict, config_path: str | os.PathLike, node_rank: int |
         "-m", "engine.train",
         "--config", str(config_path),
     ]
+
+
+def port_is_free(port: int) -> bool:
+    """Whether this machine can listen on ``port`` (node 0's rendezvous store needs it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is free
+        try:
+            probe.bind(("", int(port)))
+        except OSError:
+            return False
+    return True
 
 
 def torchrun_env(config: dict) -> dict[str, str]:

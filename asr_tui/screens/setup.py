@@ -9,6 +9,7 @@ when nothing is wrong; the app writes config.yaml and starts the job.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from textual.widgets import (
     Button, Footer, Header, Input, Label, Select, Static, TabbedContent, TabPane, TextArea,
 )
 
-from asr_tui.command import command_text, distributed_conf, write_node_scripts
+from asr_tui.command import command_text, distributed_conf, port_is_free, write_node_scripts
 from asr_tui.messages import LaunchRequested
 from asr_tui.presets_store import PresetError, config_diff, list_presets, load_preset, model_section
 from asr_tui.widgets.form_data_check import DataCheck
@@ -240,6 +241,9 @@ class SetupScreen(Screen):
         self._top_fields: dict[str, FormField] | None = None
         self.train_stats: dict | None = None
         self._mounted_tabs = {"data"}  # data: its check feeds the lr preview's step estimate
+        self._tab_loaded: dict[str, asyncio.Event] = {"data": asyncio.Event()}
+        self._tab_loaded["data"].set()
+        self._focus_on_show: str | None = None
         self._preview_steps: int | None = None
 
     # ---- layout -----------------------------------------------------------------------------
@@ -290,13 +294,20 @@ class SetupScreen(Screen):
         return [VerticalScroll(*self._fields(TAB_FIELDS[tab]), *extra)]
 
     async def _ensure_tab(self, tab: str) -> None:
-        """Mount a tab's content the first time it is needed, then re-place the problems."""
-        if tab in self._mounted_tabs:
-            return
-        self._mounted_tabs.add(tab)
-        await self.query_one(f"TabPane#{tab}", TabPane).mount_all(self._tab_content(tab))
-        self._top_fields = None
-        self._config_changed()
+        """Mount a tab's content the first time it is needed, then re-place the problems.
+
+        Callers may overlap (a key shows the tab while TabActivated arrives): all of them wait
+        for the one mount.
+        """
+        loaded = self._tab_loaded.get(tab)
+        if loaded is None:
+            loaded = self._tab_loaded[tab] = asyncio.Event()
+            await self.query_one(f"TabPane#{tab}", TabPane).mount_all(self._tab_content(tab))
+            self._mounted_tabs.add(tab)
+            self._top_fields = None
+            loaded.set()
+            self._config_changed()
+        await loaded.wait()
 
     def _fields(self, specs: tuple[FieldSpec, ...]) -> list[FormField]:
         return [FormField(spec, get_dotted(self.config, spec.key, spec.default)) for spec in specs]
@@ -508,7 +519,11 @@ class SetupScreen(Screen):
     # ---- actions ----------------------------------------------------------------------------
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        """Show a tab and put the keyboard in its first field (F2-F8, alt+arrows)."""
+        tabs = self.query_one(TabbedContent)
+        if tabs.active != tab:
+            self._focus_on_show = tab
+            tabs.active = tab
 
     def action_cycle_tab(self, step: int) -> None:
         ids = [tab for tab, _ in TABS]
@@ -523,8 +538,8 @@ class SetupScreen(Screen):
             self.notify("No problems.")
 
     async def open_tab(self, tab: str) -> None:
-        """Show a tab with its content mounted."""
-        self.action_show_tab(tab)
+        """Show a tab with its content mounted (the caller decides where the focus goes)."""
+        self.query_one(TabbedContent).active = tab
         await self._ensure_tab(tab)
 
     async def show_field(self, key: str) -> FormField | None:
@@ -562,6 +577,14 @@ class SetupScreen(Screen):
             config = validate_config(self.config, "setup form")
         except ConfigError as exc:
             self.notify(f"Not launched: {exc}", severity="error", timeout=8)
+            return
+        dist = distributed_conf(config)
+        if dist["node_rank"] == 0 and not port_is_free(dist["master_port"]):
+            port_field = await self.show_field("distributed.master_port")
+            message = f"master_port: {dist['master_port']} is in use on this machine (another run?)"
+            port_field.set_config_error(message)
+            port_field.focus_editor()
+            self.notify(f"Not launched: {message}", severity="error", timeout=8)
             return
         self.post_message(LaunchRequested(config))
 
@@ -655,3 +678,10 @@ class SetupScreen(Screen):
         await self._ensure_tab(tab)
         if tab == "run":
             self._refresh_run_tab()
+        if self._focus_on_show == tab:
+            self._focus_on_show = None
+            first = next(iter(event.pane.query(FormField)), None)
+            if first is not None:
+                first.focus_editor()
+            elif tab == "run":
+                self.query_one("#launch", Button).focus()

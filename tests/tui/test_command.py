@@ -82,3 +82,16 @@ def test_write_node_scripts_one_per_node_executable(tmp_path):
         assert path.stat().st_mode & stat.S_IXUSR
         assert f"--node_rank {rank} " in path.read_text()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_port_in_use_is_detected():
+    import socket
+
+    from asr_tui.command import port_is_free
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert not port_is_free(port)
+    assert port_is_free(port)

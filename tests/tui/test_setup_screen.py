@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import stat
 import sys
 
@@ -153,6 +154,19 @@ async def test_launch_carries_the_edited_config(workdir):
         assert config["dataset_conf"]["batch_type"] == "example"
         assert config["distributed"]["devices"] == "0,1"
         assert config["optim_sches"] == DEFAULTS["optim_sches"]
+
+
+async def test_busy_master_port_blocks_launch(workdir):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = SetupHarness({"train_data_set_list": ["data/train.jsonl"], "distributed": {"master_port": port}})
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: app.screen.query_one("#setup-tabs").active == "distributed")
+            assert app.launched == []
+            assert f"{port} is in use" in app.screen.field_for("distributed.master_port").error
 
 
 async def test_add_and_remove_optim_schedulers(workdir):
