@@ -48,6 +48,7 @@ class PresetsScreen(Screen):
         self.presets: list[Preset] = []
         self.errors: dict[Path, str] = {}
         self._overwrite_armed: Path | None = None
+        self._load_armed: Path | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -147,6 +148,14 @@ class PresetsScreen(Screen):
             self._highlighted()
             self.notify(str(exc), title="bad preset", severity="error", timeout=10)
             return
+        setup = self.setup_screen()
+        unsaved = config_diff(setup.baseline, setup.current_config()) if setup is not None else []
+        if unsaved and self._load_armed != preset.path:
+            self._load_armed = preset.path
+            self.notify(f"The form has {len(unsaved)} unsaved change(s) (listed below): Enter again to "
+                        f"replace them with {preset.name}, or save the form first.", severity="warning", timeout=8)
+            return
+        self._load_armed = None
         self.post_message(PresetLoaded(config, preset.path))
 
     # ---- the diff -----------------------------------------------------------------------------

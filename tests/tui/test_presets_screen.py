@@ -141,6 +141,24 @@ async def test_save_the_form_and_see_its_changes(dirs):
         await wait_for(pilot, lambda: yaml.safe_load(saved.read_text())["train_conf"]["max_epoch"] == 9)
 
 
+async def test_loading_over_unsaved_changes_takes_a_second_enter(dirs):
+    app = PresetsHarness({"train_data_set_list": ["train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        setup = app.screen
+        seed = await setup.show_field("seed")
+        seed.focus_editor()
+        seed.editor.value = "42"
+        await wait_for(pilot, lambda: setup.config["seed"] == 42)
+        screen = await open_presets(app, pilot)
+        highlight(screen, "small")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.loaded == [] and app.screen is screen
+        assert any("1 unsaved change" in str(n.message) for n in app._notifications)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(app.loaded) == 1)
+
+
 async def test_unsafe_preset_name_is_refused(dirs):
     app = PresetsHarness({"train_data_set_list": ["train.jsonl"]})
     async with app.run_test(size=SIZE) as pilot:
