@@ -336,7 +336,6 @@ class FormField(Vertical):
                     self._text, placeholder=spec.placeholder, compact=True,
                     validators=[_SpecValidator(spec)], validate_on=["changed", "submitted"],
                     suggester=SuggestFromList(spec.suggestions) if spec.suggestions else None,
-                    select_on_focus=False,
                 )
                 if spec.browse:
                     yield Button("Browse", classes="form-browse", compact=True)

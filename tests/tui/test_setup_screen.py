@@ -391,3 +391,13 @@ def test_step_estimate_from_frames():
                                    "distributed": {"nproc_per_node": 2}})
     steps, why = estimate_steps(config, {"utterances": 10, "seconds": 3600.0})
     assert steps == 2 * 30 and "train list" in why  # 360000 frames / 6000 = 60 batches, 30 per rank
+
+
+def test_setup_and_presets_import_neither_torch_nor_plotext():
+    """The console's first frame must not wait on torch: the preview imports it in its worker."""
+    import subprocess
+
+    code = ("import sys, asr_tui.screens.setup, asr_tui.screens.presets; "
+            "print(sorted(m for m in ('torch', 'plotext', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
