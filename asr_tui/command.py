@@ -99,6 +99,7 @@ def torchrun_script(config: dict, config_path: str | os.PathLike, node_rank: int
         "#!/usr/bin/env bash",
         f"# asr-tui: node {node_rank} of {dist['nnodes']} for {config.get('output_dir', '')}",
         f"# master {dist['master_addr']}:{dist['master_port']}, {dist['nproc_per_node']} process(es) per node",
+        "# every node needs the same paths (shared filesystem): this directory, the config, the data lists",
         "set -euo pipefail",
         f"cd {shlex.quote(str(workdir))}",
     ]
