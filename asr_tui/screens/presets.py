@@ -40,6 +40,7 @@ class PresetsScreen(Screen):
         Binding("escape", "back", "Back"),
         Binding("ctrl+s", "save", "Save form"),
         Binding("f5", "refresh", "Refresh"),
+        Binding("f1", "app.help", "Help", show=False),  # "?" types into the focused field
     ]
 
     def __init__(self, user_dir: Path | None = None) -> None:

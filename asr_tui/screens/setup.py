@@ -225,9 +225,11 @@ class SetupScreen(Screen):
         Binding("ctrl+n", "add_optim_sche", "Add optim"),
         Binding("ctrl+g", "next_problem", "Next problem"),
         Binding("ctrl+o", "open_presets", "Presets"),
+        Binding("f1", "app.help", "Help", show=False),  # "?" types into the focused field
         Binding("alt+right", "cycle_tab(1)", "Next tab", show=False),
         Binding("alt+left", "cycle_tab(-1)", "Previous tab", show=False),
-        *[Binding(f"f{i}", f"show_tab('{tab}')", label, show=False) for i, (tab, label) in enumerate(TABS, 2)],
+        *[Binding(f"f{i}", f"show_tab('{tab}')", f"{label.split()[1]} tab", show=False)
+          for i, (tab, label) in enumerate(TABS, 2)],
     ]
 
     def __init__(self, config: dict | None = None, preset_path: Path | None = None) -> None:
