@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, OptionList, Static, TextArea
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, OptionList, TextArea
 from textual.widgets.option_list import Option
 
 from asr_tui.messages import PresetLoaded

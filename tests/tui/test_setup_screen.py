@@ -18,7 +18,6 @@ from asr_tui.screens.setup import SetupScreen, cross_field_issues, estimate_step
 from asr_tui.widgets import form_data_check
 from asr_tui.widgets.form_data_check import DurationHistogram
 from asr_tui.widgets.form_fields import FormField
-from asr_tui.widgets.form_optim_sche import OptimScheEditor
 from asr_tui.widgets.lr_preview import LrChart, LrPreview
 from engine.config import DEFAULTS, deep_merge
 
