@@ -56,7 +56,6 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     """The Trainer, ready to ``fit()``, and the fields of the ``start`` event written for it."""
     run_dir = Path(config["output_dir"])
     train_conf = config["train_conf"]
-    seed_everything(int(config["seed"]))
     if train_conf.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
     if dist_info.is_main:
@@ -73,6 +72,9 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
             if dist_info.is_main and report.num_dropped:
                 log.warning("%s data: %s", split, report.format(list_problems=True))
 
+    # Seeded here, after the one-off preparation (CMVN draws from the global generator), so that a
+    # run whose tokenizer and CMVN already exist starts from the very same initial weights.
+    seed_everything(int(config["seed"]))
     model = build_model(config["model"], frontend.output_dim, tokenizer.vocab_size,
                         config["model_conf"], config["encoder_conf"], config["decoder_conf"],
                         sos_eos_id=tokenizer.sos_eos_id).to(dist_info.device)
