@@ -246,6 +246,7 @@ class SetupScreen(Screen):
         self._tab_loaded: dict[str, asyncio.Event] = {"data": asyncio.Event()}
         self._tab_loaded["data"].set()
         self._focus_on_show: str | None = None
+        self._status_text = ""
         self._preview_steps: int | None = None
 
     # ---- layout -----------------------------------------------------------------------------
@@ -439,14 +440,17 @@ class SetupScreen(Screen):
 
     def _refresh_run_tab(self) -> None:
         problems = self.problems()
-        status = self.query_one("#setup-status", Static)
         if problems:
             first = problems[0]
-            status.update(f"✗ {len(problems)} problem(s) · {first.message} ({dict(TABS)[first.tab]})"
-                          + " · ctrl+g goes there")
+            status_text = (f"✗ {len(problems)} problem(s) · {first.message} ({dict(TABS)[first.tab]})"
+                           " · ctrl+g goes there")
         else:
-            status.update("✓ ready · ctrl+r launches")
-        status.set_class(bool(problems), "-problems")
+            status_text = "✓ ready · ctrl+r launches"
+        if status_text != self._status_text:  # a repaint per keystroke only when the line changes
+            self._status_text = status_text
+            status = self.query_one("#setup-status", Static)
+            status.update(status_text)
+            status.set_class(bool(problems), "-problems")
         if self.query_one(TabbedContent).active != "run" or "run" not in self._mounted_tabs:
             return  # drawn when the Run tab is shown: layout is the costly part of a keystroke
         self.query_one("#problems", Static).update(
