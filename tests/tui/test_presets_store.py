@@ -95,3 +95,12 @@ def load_preset_from_text(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return load_preset(path)
+
+
+def test_every_shipped_preset_loads():
+    """The console lists these first: each must load into the form without an error."""
+    shipped = [p for p in list_presets(user_dir=presets_store.Path("/nonexistent")) if p.source == "shipped"]
+    assert shipped
+    for preset in shipped:
+        config = load_preset(preset.path)
+        assert config["optim_sches"], preset.path

@@ -155,6 +155,21 @@ async def test_launch_carries_the_edited_config(workdir):
         assert config["optim_sches"] == DEFAULTS["optim_sches"]
 
 
+async def test_function_keys_show_a_tab_and_take_the_keyboard_there(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: screen.focused is not None and screen.focused.has_focus
+                       and screen.field_for("distributed.nnodes") is not None
+                       and screen.focused is screen.field_for("distributed.nnodes").editor)
+        await pilot.press("tab", "4")  # nproc_per_node: its text is selected on focus, so typing replaces it
+        await wait_for(pilot, lambda: screen.config["distributed"]["nproc_per_node"] == 4)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: "--nproc_per_node 4" in screen.query_one("#command", TextArea).text)
+        assert "1 change(s) from the defaults" in str(screen.query_one("#changes").render())
+
+
 async def test_busy_master_port_blocks_launch(workdir):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("", 0))
