@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -99,7 +101,7 @@ def load_preset_from_text(path, text):
 
 def test_every_shipped_preset_loads():
     """The console lists these first: each must load into the form without an error."""
-    shipped = [p for p in list_presets(user_dir=presets_store.Path("/nonexistent")) if p.source == "shipped"]
+    shipped = [p for p in list_presets(user_dir=Path("/nonexistent")) if p.source == "shipped"]
     assert shipped
     for preset in shipped:
         config = load_preset(preset.path)
