@@ -127,6 +127,8 @@ class OptimScheEditor(Vertical):
     """
 
     class Changed(Message):
+        """The entry (``editor.entry``) or its name (``editor.sche_name``) changed."""
+
         def __init__(self, editor: "OptimScheEditor") -> None:
             super().__init__()
             self.editor = editor
@@ -136,6 +138,8 @@ class OptimScheEditor(Vertical):
             return self.editor
 
     class RemoveRequested(Message):
+        """The Remove button was pressed; the screen removes the editor and its entry."""
+
         def __init__(self, editor: "OptimScheEditor") -> None:
             super().__init__()
             self.editor = editor
