@@ -21,14 +21,15 @@ from textual.widgets.option_list import Option
 
 from asr_tui.messages import PresetLoaded
 from asr_tui.presets_store import (
-    MISSING, Preset, PresetError, config_diff, list_presets, load_preset, preset_path_for, save_preset,
+    Preset, PresetError, config_diff, list_presets, load_preset, preset_path_for, save_preset,
     user_presets_dir,
 )
 from engine.config import ConfigError, validate_config
 
 
 def _short(value) -> str:
-    text = "(absent)" if value is MISSING else repr(value)
+    """A diff cell: the value's repr (``(absent)`` for a missing key), cut to fit the table."""
+    text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
 
 
