@@ -14,20 +14,12 @@ import socket
 import sys
 from pathlib import Path
 
-DEFAULT_DISTRIBUTED = {
-    "nnodes": 1,
-    "nproc_per_node": 1,
-    "node_rank": 0,
-    "master_addr": "127.0.0.1",
-    "master_port": 29500,
-    "devices": None,
-    "backend": "auto",
-}
+from engine.config import DEFAULTS
 
 
 def distributed_conf(config: dict) -> dict:
     """The ``distributed`` section with its defaults filled in."""
-    merged = dict(DEFAULT_DISTRIBUTED)
+    merged = dict(DEFAULTS["distributed"])
     merged.update(config.get("distributed") or {})
     return merged
 
