@@ -42,7 +42,11 @@ def test_resumed_run_ends_with_identical_parameters(small_corpus, tmp_path, accu
         assert torch.equal(final_whole[name], final_resumed[name]), name
     curve_whole, curve_resumed = losses_by_step(whole), losses_by_step(resumed)
     assert min(curve_resumed) == resumed_step + 1
-    assert {s: v for s, v in curve_whole.items() if s > resumed_step} == curve_resumed
+    # With pending gradients, the first update after the resume also used a batch trained before the
+    # checkpoint, whose loss the resumed run's log cannot average in; from the next update on, equal.
+    first_equal = resumed_step + (2 if accum_grad > 1 else 1)
+    assert {s: v for s, v in curve_whole.items() if s >= first_equal} == \
+        {s: v for s, v in curve_resumed.items() if s >= first_equal}
 
 
 def test_resume_from_a_missing_checkpoint_names_it(small_corpus, tmp_path, caplog):
