@@ -92,12 +92,14 @@ class Trainer:
             self.lrs, self.grad_norms = result.lrs, result.grad_norms
             if self.pos.step % self.train_conf["log_interval"] == 0:
                 self.log_train()
-            # The epoch's last update is validated and saved as the epoch checkpoint instead.
-            if self.sampler.consumed < len(self.sampler):
-                if self.valid_loader is not None and self.pos.step % self.train_conf["validate_interval"] == 0:
-                    self.validate()
-                if self.pos.step % self.train_conf["save_checkpoint_interval"] == 0:
-                    self.save_checkpoint(named=True, step_checkpoint=True)
+            # The epoch's last update is validated and saved as the epoch checkpoint (and a stop
+            # there is honoured by fit() after it), so the epoch is never half-recorded.
+            if self.sampler.consumed == len(self.sampler):
+                continue
+            if self.valid_loader is not None and self.pos.step % self.train_conf["validate_interval"] == 0:
+                self.validate()
+            if self.pos.step % self.train_conf["save_checkpoint_interval"] == 0:
+                self.save_checkpoint(named=True, step_checkpoint=True)
             if self.stop_requested():
                 self.save_checkpoint(named=False, step_checkpoint=False)
                 return False
