@@ -282,7 +282,9 @@ async def test_engine_schedule_errors_show_on_their_fields(workdir):
         editor.field_for("type").editor.value = "cosine"
         await wait_for(pilot, lambda: editor.field_for("conf.max_update").spec.key == "conf.max_update")
         await type_into(pilot, editor.field_for("conf.max_update"), "")  # cosine needs it
-        await wait_for(pilot, lambda: preview.error is not None)
+        # The preview sets its own error first, then posts it to the form's field: wait for both.
+        await wait_for(pilot, lambda: preview.error is not None
+                       and editor.field_for("conf.max_update").error is not None)
         assert "max_update" in preview.error
         assert "required" in editor.field_for("conf.max_update").error
         await pilot.press("ctrl+r")
