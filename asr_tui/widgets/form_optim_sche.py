@@ -126,27 +126,22 @@ class OptimScheEditor(Vertical):
     OptimScheEditor .optim-remove { margin: 0 0 0 24; }
     """
 
-    class Changed(Message):
+    class EditorMessage(Message):
+        """A message about one editor (``message.editor``), which is also its ``control``."""
+
+        def __init__(self, editor: "OptimScheEditor") -> None:
+            super().__init__()
+            self.editor = editor
+
+        @property
+        def control(self) -> "OptimScheEditor":
+            return self.editor
+
+    class Changed(EditorMessage):
         """The entry (``editor.entry``) or its name (``editor.sche_name``) changed."""
 
-        def __init__(self, editor: "OptimScheEditor") -> None:
-            super().__init__()
-            self.editor = editor
-
-        @property
-        def control(self) -> "OptimScheEditor":
-            return self.editor
-
-    class RemoveRequested(Message):
+    class RemoveRequested(EditorMessage):
         """The Remove button was pressed; the screen removes the editor and its entry."""
-
-        def __init__(self, editor: "OptimScheEditor") -> None:
-            super().__init__()
-            self.editor = editor
-
-        @property
-        def control(self) -> "OptimScheEditor":
-            return self.editor
 
     def __init__(self, name: str, entry: dict, *, collapsed: bool = False, id: str | None = None) -> None:
         super().__init__(id=id)
