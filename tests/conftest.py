@@ -1,3 +1,3 @@
 """Shared fixtures live in tests/fixtures/, one module per area, so each area owns its own."""
 
-pytest_plugins = ["tests.fixtures.corpus", "tests.fixtures.runs"]
+pytest_plugins = ["tests.fixtures.corpus", "tests.fixtures.runs", "tests.fixtures.threads"]

@@ -124,12 +124,10 @@ def test_export_writes_a_loadable_model_dir(tmp_path):
     from engine.decode.model_dir import load_asr
     from tests.decode.toy import build_toy_run
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    from tests.fixtures.threads import torch_threads
+
+    with torch_threads(1):
         toy = build_toy_run(tmp_path / "run", steps=1, train_utterances=4)
-    finally:
-        torch.set_num_threads(threads)
     run = toy["run_dir"]
     manager = CheckpointManager(run, keep_nbest_models=5, avg_nbest_model=2, metric="acc")
     weights = toy["model"].state_dict()

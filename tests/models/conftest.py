@@ -1,12 +1,8 @@
-"""Model tests use tiny models: one thread avoids OpenMP spin contention on a busy 2-core machine."""
+"""Model tests use tiny models, so each runs on one torch thread."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(previous)
