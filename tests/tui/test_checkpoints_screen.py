@@ -14,7 +14,8 @@ from asr_tui.screens.checkpoints import CheckpointsScreen
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.decode_dialog import DecodeDialog
 from tests.tui.runfactory import finished_run
-from tests.tui.test_monitor_app import screen_text, text_of, wait_for
+from tests.tui.pilot import wait_for
+from tests.tui.test_monitor_app import screen_text, text_of
 
 FAKE_TOOLS = Path(__file__).with_name("fake_tools.py")
 

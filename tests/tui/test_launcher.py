@@ -97,7 +97,7 @@ async def test_app_launches_stops_and_resumes_by_keys(tmp_path, fake_python):
     from asr_tui.messages import LaunchRequested
     from asr_tui.screens.confirm import ConfirmScreen
     from asr_tui.screens.monitor import MonitorScreen
-    from tests.tui.test_monitor_app import wait_for
+    from tests.tui.pilot import wait_for
 
     config = deep_merge(DEFAULTS, {"output_dir": str(tmp_path / "exp" / "keys"),
                                    "train_data_set_list": ["train.jsonl"]})
@@ -145,7 +145,7 @@ async def test_job_outlives_the_console_and_a_new_console_reattaches(tmp_path, f
     from asr_tui.app import AsrTuiApp
     from asr_tui.messages import LaunchRequested
     from asr_tui.screens.monitor import MonitorScreen
-    from tests.tui.test_monitor_app import wait_for
+    from tests.tui.pilot import wait_for
 
     config = deep_merge(DEFAULTS, {"output_dir": str(tmp_path / "exp" / "detached"),
                                    "train_data_set_list": ["train.jsonl"]})

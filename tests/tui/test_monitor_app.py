@@ -1,6 +1,5 @@
 """Pilot tests of the app shell, the runs list and the monitor against fabricated runs."""
 
-import asyncio
 import html
 import re
 
@@ -12,17 +11,8 @@ from asr_tui.screens.monitor import MonitorScreen
 from asr_tui.screens.runs import RunsScreen
 from asr_tui.widgets.chart import MetricChart
 from asr_tui.widgets.rank_table import RankTable
+from tests.tui.pilot import wait_for
 from tests.tui.runfactory import crashed_run, finished_run, live_run
-
-
-async def wait_for(pilot, condition, timeout=60.0):
-    """Pause until ``condition()`` holds (workers and timers run meanwhile)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 def runs_rows(app):

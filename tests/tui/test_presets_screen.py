@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import yaml
 from textual.app import App
@@ -12,8 +14,11 @@ from asr_tui import presets_store
 from asr_tui.messages import PresetLoaded
 from asr_tui.screens.presets import PresetsScreen
 from asr_tui.screens.setup import SetupScreen
+from tests.tui.pilot import wait_for as pilot_wait_for
 
 SIZE = (80, 24)
+# The form answers within a few message turns: fail fast rather than at the shared 60 s.
+wait_for = partial(pilot_wait_for, timeout=20.0)
 
 
 class PresetsHarness(App):
@@ -51,14 +56,6 @@ def dirs(tmp_path, monkeypatch):
     (shipped / "unknown-key.yaml").write_text("train_conf: {max_epochs: 3}\n")
     (shipped / "broken.yaml").write_text("train_conf: {max_epoch: 3\n")
     return {"shipped": shipped, "user": tmp_path / "xdg" / "asr-tui" / "presets"}
-
-
-async def wait_for(pilot, predicate, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    assert predicate()
 
 
 async def open_presets(app, pilot) -> PresetsScreen:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import shlex
 import socket
 import stat
@@ -20,8 +22,11 @@ from asr_tui.widgets.form_data_check import DurationHistogram
 from asr_tui.widgets.form_fields import FormField
 from asr_tui.widgets.lr_preview import LrChart, LrPreview
 from engine.config import DEFAULTS, deep_merge
+from tests.tui.pilot import wait_for as pilot_wait_for
 
 SIZE = (80, 24)
+# The form answers within a few message turns: fail fast rather than at the shared 60 s.
+wait_for = partial(pilot_wait_for, timeout=20.0)
 
 
 class SetupHarness(App):
@@ -69,15 +74,6 @@ async def field(screen: SetupScreen, key: str) -> FormField:
     found = await screen.show_field(key)
     assert found is not None, key
     return found
-
-
-async def wait_for(pilot, predicate, timeout: float = 20.0) -> None:
-    """Let the app work until ``predicate()`` holds (message chains take a few turns)."""
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    assert predicate()
 
 
 async def type_into(pilot, form_field: FormField, text: str) -> None:
