@@ -2,8 +2,8 @@
 
 Attaching reads the history once, then only new bytes are read. A log of a week-long run can
 hold a million events, so attaching does not parse every line: the rare events (start, data,
-valid, checkpoint, average, end, error) are found with one regex pass over the file, read in
-chunks so memory stays bounded, and train events are sampled at evenly spaced offsets, enough
+valid, checkpoint, average, end, error) are found with one regex pass over a memory map of the
+file, window by window so resident memory stays bounded, and train events are sampled at evenly spaced offsets, enough
 to draw every chart at full width. New events are then read with ``engine.events.EventReader``
 from the end of that history.
 """
@@ -11,6 +11,7 @@ from the end of that history.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 import threading
@@ -26,7 +27,7 @@ from asr_tui.run_state import RunState
 # ATTACH_TRAIN_SAMPLES points are more than a chart of any terminal width can show.
 FULL_PARSE_BYTES = 8 * 1024 * 1024
 ATTACH_TRAIN_SAMPLES = 1000
-SCAN_CHUNK_BYTES = 16 * 1024 * 1024
+SCAN_CHUNK_BYTES = 16 * 1024 * 1024  # searched, then its pages released
 # EventWriter writes compact JSON ("event":"train"); json.dumps' default adds one space.
 RARE_EVENT = re.compile(rb'"event": ?"(?:start|data|valid|checkpoint|average|end|error)"')
 TRAIN_EVENT = re.compile(rb'"event": ?"train"')
@@ -84,86 +85,101 @@ def scan_history(path: Path, state: RunState, train_samples: int = ATTACH_TRAIN_
         return _sample_history(handle, size, state, train_samples)
 
 
-def _complete_end(handle, size: int) -> int:
-    """Offset just after the last newline: a torn last line is not read yet."""
-    pos = size
-    while pos > 0:
-        step = min(64 * 1024, pos)
-        handle.seek(pos - step)
-        block = handle.read(step)
-        cut = block.rfind(b"\n")
-        if cut >= 0:
-            return pos - step + cut + 1
-        pos -= step
-    return 0
+class _MappedLog:
+    """A read-only map of a log's complete lines, scanned in line-aligned windows.
 
-
-def _matching_lines(handle, end: int, pattern: re.Pattern) -> dict[int, bytes]:
-    """{offset: line} of every complete line before ``end`` that ``pattern`` matches.
-
-    Reads in chunks (memory stays bounded however big the log) and runs the regex over each
-    chunk in C, so only matching lines become Python objects.
+    The regex runs over the map in C with no copy of the file (a buffered read costs as much
+    as the search itself); each window's pages are handed back to the kernel once searched,
+    so the console's resident memory stays bounded however big the log (they stay in the
+    page cache).
     """
-    found: dict[int, bytes] = {}
-    buffer = bytearray(SCAN_CHUNK_BYTES)
-    view = memoryview(buffer)
-    handle.seek(0)
-    pos, carried = 0, 0  # bytes of a cut line kept at the buffer's head
-    while pos < end:
-        want = min(len(buffer) - carried, end - pos)
-        got = handle.readinto(view[carried:carried + want])
-        if not got:
-            break
-        filled, block_start = carried + got, pos - carried
-        pos += got
-        cut = buffer.rfind(b"\n", 0, filled) + 1
-        if cut == 0:  # one line longer than the buffer: grow it
-            view.release()
-            buffer.extend(bytes(len(buffer)))
-            view = memoryview(buffer)
-            carried = filled
-            continue
-        for match in pattern.finditer(buffer, 0, cut):
-            line_start = buffer.rfind(b"\n", 0, match.start()) + 1
-            found[block_start + line_start] = bytes(buffer[line_start:buffer.index(b"\n", match.end())])
-        carried = filled - cut
-        buffer[:carried] = buffer[cut:filled]
-    view.release()
-    return found
 
+    def __init__(self, handle, size: int) -> None:
+        self.fd = handle.fileno()
+        self.map = mmap.mmap(self.fd, size, access=mmap.ACCESS_READ)
+        self.map.madvise(mmap.MADV_SEQUENTIAL)
+        self.end = self.map.rfind(b"\n") + 1  # a torn last line is not read yet
 
-def _line_after(handle, offset: int, end: int) -> tuple[int, bytes] | None:
-    """The first complete line starting at or after ``offset``, with its own offset."""
-    handle.seek(max(0, offset - 1))
-    data = handle.read(min(64 * 1024, end - max(0, offset - 1)))
-    if offset == 0:
-        start = 0
-        data = b"\n" + data  # handle.seek(0) read from the file's very start
-    else:
-        newline = data.find(b"\n")
-        if newline < 0:
-            return None
-        start = offset + newline
-    first = data.find(b"\n") + 1
-    last = data.find(b"\n", first)
-    if last < 0:
-        return None
-    return start, data[first:last]
+    def close(self) -> None:
+        self.map.close()
+
+    def line_at(self, start: int) -> bytes:
+        return self.map[start:self.map.find(b"\n", start, self.end)]
+
+    def matching_lines(self, pattern: re.Pattern) -> dict[int, bytes]:
+        """{offset: line} of every complete line that ``pattern`` matches."""
+        found: dict[int, bytes] = {}
+        data, pos = self.map, 0
+        while pos < self.end:
+            cut = data.find(b"\n", min(pos + SCAN_CHUNK_BYTES, self.end) - 1, self.end) + 1 or self.end
+            for match in pattern.finditer(data, pos, cut):
+                line_start = data.rfind(b"\n", pos, match.start()) + 1 or pos
+                found[line_start] = self.line_at(line_start)
+            self._release(pos, cut)
+            pos = cut
+        return found
+
+    def _release(self, start: int, stop: int) -> None:
+        page_start = start - start % mmap.PAGESIZE
+        if stop > page_start:
+            self.map.madvise(mmap.MADV_DONTNEED, page_start, stop - page_start)
+
+    def line_after(self, offset: int) -> tuple[int, bytes] | None:
+        """The first complete line starting at or after ``offset``, with its own offset.
+
+        Read with pread, not through the map: touching one byte of a mapped page cache folio
+        can map the whole folio, and a thousand samples would then map most of the file.
+        """
+        want = 4096
+        while True:
+            begin = max(0, offset - 1)
+            data = os.pread(self.fd, min(want, self.end - begin), begin)
+            first = 0 if offset == 0 else data.find(b"\n") + 1
+            if offset and not first:
+                if begin + len(data) >= self.end:
+                    return None
+            else:
+                last = data.find(b"\n", first)
+                if last >= 0:
+                    return begin + first, data[first:last]
+                if begin + len(data) >= self.end:
+                    return None
+            want *= 4  # a line longer than what was read
+
+    def last_matching_line(self, pattern: re.Pattern) -> tuple[int, bytes] | None:
+        """The last complete line ``pattern`` matches, searched backwards in growing windows."""
+        window = 64 * 1024
+        while True:
+            lo = max(0, self.end - window)
+            lo = self.map.find(b"\n", lo - 1, self.end) + 1 if lo else 0
+            last = None
+            for last in pattern.finditer(self.map, lo, self.end):
+                pass
+            self._release(lo, self.end)
+            if last is not None:
+                line_start = self.map.rfind(b"\n", lo, last.start()) + 1 or lo
+                return line_start, self.line_at(line_start)
+            if lo == 0:
+                return None
+            window *= 4
 
 
 def _sample_history(handle, size: int, state: RunState, train_samples: int) -> HistoryScan:
-    end = _complete_end(handle, size)
-    scan = HistoryScan(offset=end, total_bytes=size)
-    found = _matching_lines(handle, end, RARE_EVENT)
-    stride = max(1, end // max(1, train_samples))
-    for offset in range(0, end, stride):
-        sample = _line_after(handle, offset, end)
-        if sample is not None and sample[0] not in found and TRAIN_EVENT.search(sample[1]):
-            found[sample[0]] = sample[1]
-            scan.sampled_train += 1
-    last_train = _last_train_line(handle, end)
-    if last_train is not None:
-        found.setdefault(*last_train)
+    log = _MappedLog(handle, size)
+    try:
+        scan = HistoryScan(offset=log.end, total_bytes=size)
+        found = log.matching_lines(RARE_EVENT)
+        stride = max(1, log.end // max(1, train_samples))
+        for offset in range(0, log.end, stride):
+            sample = log.line_after(offset)
+            if sample is not None and sample[0] not in found and TRAIN_EVENT.search(sample[1]):
+                found[sample[0]] = sample[1]
+                scan.sampled_train += 1
+        last_train = log.last_matching_line(TRAIN_EVENT)
+        if last_train is not None:
+            found.setdefault(*last_train)
+    finally:
+        log.close()
     for start in sorted(found):
         event = parse_line(found[start])
         if event is None:
@@ -171,23 +187,6 @@ def _sample_history(handle, size: int, state: RunState, train_samples: int) -> H
         else:
             state.apply(event)
     return scan
-
-
-def _last_train_line(handle, end: int) -> tuple[int, bytes] | None:
-    """The last complete train line, searched backwards in growing windows."""
-    window = 64 * 1024
-    while True:
-        lo = max(0, end - window)
-        handle.seek(lo)
-        block = handle.read(end - lo)
-        first = block.find(b"\n") + 1 if lo else 0
-        matches = list(TRAIN_EVENT.finditer(block, first))
-        if matches:
-            line_start = block.rfind(b"\n", 0, matches[-1].start()) + 1
-            return lo + line_start, block[line_start:block.index(b"\n", matches[-1].end())]
-        if lo == 0:
-            return None
-        window *= 4
 
 
 def find_events(path: Path, names: tuple[str, ...]) -> list[dict]:
@@ -198,8 +197,14 @@ def find_events(path: Path, names: tuple[str, ...]) -> list[dict]:
     except FileNotFoundError:
         return []
     with handle:
-        end = _complete_end(handle, os.fstat(handle.fileno()).st_size)
-        lines = _matching_lines(handle, end, pattern)
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return []
+        log = _MappedLog(handle, size)
+        try:
+            lines = log.matching_lines(pattern)
+        finally:
+            log.close()
     events = [parse_line(lines[start]) for start in sorted(lines)]
     return [e for e in events if e is not None and e.get("event") in names]
 

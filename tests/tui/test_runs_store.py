@@ -117,6 +117,22 @@ def test_sampled_attach_matches_full_parse(tmp_path, monkeypatch):
     run.close()
 
 
+def test_sampled_attach_reads_lines_longer_than_its_read_window(tmp_path, monkeypatch):
+    run = RunFactory(tmp_path / "wide", world_size=64, steps_per_epoch=400, max_epoch=1)  # ~11 KB lines
+    run.start()
+    run.train(400, log_interval=1, valid_every=100, checkpoint_every=200)
+    run.close()
+    full = RunState(max_points=100)
+    scan_history(run.run_dir / "events.jsonl", full)
+    monkeypatch.setattr(tailer, "FULL_PARSE_BYTES", 1024)
+    sampled = RunState(max_points=100)
+    scan = scan_history(run.run_dir / "events.jsonl", sampled, train_samples=50)
+    assert scan.bad_lines == 0 and 40 <= scan.sampled_train <= 51
+    assert sampled.step == full.step == 400
+    assert len(sampled.last_train["ranks"]) == 64
+    assert sampled.series["valid/acc"].total_points == full.series["valid/acc"].total_points == 4
+
+
 def test_follower_waits_for_torn_line_then_reads_it(tmp_path):
     run, _ = live_run(tmp_path)
     follower = RunFollower(run.run_dir)
