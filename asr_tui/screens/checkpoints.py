@@ -27,6 +27,7 @@ from asr_tui.runs_store import RunJsonError, read_run_json
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.decode_dialog import DecodeDialog, DecodeRequest
 from asr_tui.tools import ToolError, ToolRun, tool_argv
+from asr_tui.widgets.row_table import RowTable
 
 POLL_SECONDS = 0.3
 
@@ -62,10 +63,10 @@ class CheckpointsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="ckpt-info")
-        yield DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="ckpt-table")
         yield Static(id="ckpt-job")
         yield Static(id="decode-summary")
-        yield DataTable(id="worst-table", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="worst-table")
         yield Static(id="worst-detail")
         yield Footer()
 

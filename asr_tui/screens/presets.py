@@ -24,6 +24,7 @@ from asr_tui.presets_store import (
     Preset, PresetError, config_diff, list_presets, load_preset, preset_path_for, save_preset,
     user_presets_dir,
 )
+from asr_tui.widgets.row_table import RowTable
 from engine.config import ConfigError, validate_config
 
 
@@ -62,7 +63,7 @@ class PresetsScreen(Screen):
                 yield Label("", id="preset-title", classes="pane-title")
                 yield TextArea("", id="preset-yaml", read_only=True, show_line_numbers=False)
                 yield Label("", id="diff-title", classes="pane-title")
-                yield DataTable(id="diff", cursor_type="row", zebra_stripes=True)
+                yield RowTable(id="diff")
         with Horizontal(id="save-row"):
             yield Label("Save form as", id="save-label")
             yield Input(placeholder="name", id="save-name", compact=True)

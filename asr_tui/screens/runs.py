@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from asr_tui.messages import OpenCheckpoints, OpenRun, RunStopRequested
 from asr_tui.runs_store import RunsStore, RunSummary
+from asr_tui.widgets.row_table import RowTable
 
 STATUS_STYLE = {
     "running": "bold green", "finished": "bold cyan", "stopped": "yellow",
@@ -76,7 +77,7 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="runs-root")
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="runs-table")
         yield Static(id="runs-detail")
         yield Footer()
 

@@ -7,7 +7,7 @@ shows up without a console change.
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
+from asr_tui.widgets.row_table import RowTable
 
 PREFERRED = ("loss", "acc", "batch_size", "data_load", "forward", "backward", "optim", "total", "memory")
 
@@ -41,11 +41,11 @@ def column_label(key: str) -> str:
     return label.replace("_", " ")
 
 
-class RankTable(DataTable):
+class RankTable(RowTable):
     """One row per rank; :meth:`show` replaces the rows with those of a new train event."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self._columns: list[str] = []
 
     def show(self, ranks: list[dict]) -> None:

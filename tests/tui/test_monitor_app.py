@@ -55,6 +55,20 @@ async def test_runs_screen_lists_statuses(tmp_path):
     live.close()
 
 
+async def test_home_and_end_move_the_runs_cursor(tmp_path):
+    for name in ("a", "b", "c"):
+        finished_run(tmp_path, name=name, steps=100)
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(runs_rows(app)) == 3)
+        table = app.screen.query_one("#runs-table", DataTable)
+        table.focus()
+        await pilot.press("end")
+        assert table.cursor_row == 2
+        await pilot.press("home")
+        assert table.cursor_row == 0
+
+
 async def test_monitor_shows_ranks_data_and_charts(tmp_path):
     finished_run(tmp_path)
     app = AsrTuiApp(runs_root=tmp_path)
