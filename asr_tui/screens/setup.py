@@ -226,9 +226,12 @@ class SetupScreen(Screen):
         Binding("ctrl+g", "next_problem", "Next problem"),
         Binding("ctrl+o", "open_presets", "Presets"),
         Binding("f1", "app.help", "Help", show=False),  # "?" types into the focused field
-        Binding("alt+right", "cycle_tab(1)", "Next tab", show=False),
-        Binding("alt+left", "cycle_tab(-1)", "Previous tab", show=False),
-        *[Binding(f"f{i}", f"show_tab('{tab}')", f"{label.split()[1]} tab", show=False)
+        # Priority: the app runs these before it hands on the keys typed after them, and the
+        # action moves the focus before returning, so typing straight after F5 goes into F5's
+        # first field instead of the field the focus is leaving.
+        Binding("alt+right", "cycle_tab(1)", "Next tab", show=False, priority=True),
+        Binding("alt+left", "cycle_tab(-1)", "Previous tab", show=False, priority=True),
+        *[Binding(f"f{i}", f"show_tab('{tab}')", f"{label.split()[1]} tab", show=False, priority=True)
           for i, (tab, label) in enumerate(TABS, 2)],
     ]
 
@@ -245,7 +248,6 @@ class SetupScreen(Screen):
         self._mounted_tabs = {"data"}  # data: its check feeds the lr preview's step estimate
         self._tab_loaded: dict[str, asyncio.Event] = {"data": asyncio.Event()}
         self._tab_loaded["data"].set()
-        self._focus_on_show: str | None = None
         self._status_text = ""
         self._preview_steps: int | None = None
 
@@ -524,17 +526,19 @@ class SetupScreen(Screen):
 
     # ---- actions ----------------------------------------------------------------------------
 
-    def action_show_tab(self, tab: str) -> None:
+    async def action_show_tab(self, tab: str) -> None:
         """Show a tab and put the keyboard in its first field (F2-F8, alt+arrows)."""
-        tabs = self.query_one(TabbedContent)
-        if tabs.active != tab:
-            self._focus_on_show = tab
-            tabs.active = tab
+        await self.open_tab(tab)
+        first = next(iter(self.query_one(f"TabPane#{tab}", TabPane).query(FormField)), None)
+        if first is not None:
+            self.set_focus(first.editor)  # at once: widget.focus() would wait for the next keys
+        elif tab == "run":
+            self.set_focus(self.query_one("#launch", Button))
 
-    def action_cycle_tab(self, step: int) -> None:
+    async def action_cycle_tab(self, step: int) -> None:
         ids = [tab for tab, _ in TABS]
         current = self.query_one(TabbedContent).active or ids[0]
-        self.action_show_tab(ids[(ids.index(current) + step) % len(ids)])
+        await self.action_show_tab(ids[(ids.index(current) + step) % len(ids)])
 
     async def action_next_problem(self) -> None:
         problems = self.problems()
@@ -684,10 +688,3 @@ class SetupScreen(Screen):
         await self._ensure_tab(tab)
         if tab == "run":
             self._refresh_run_tab()
-        if self._focus_on_show == tab:
-            self._focus_on_show = None
-            first = next(iter(event.pane.query(FormField)), None)
-            if first is not None:
-                first.focus_editor()
-            elif tab == "run":
-                self.query_one("#launch", Button).focus()

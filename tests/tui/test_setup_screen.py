@@ -10,6 +10,7 @@ import stat
 import sys
 
 import pytest
+from textual import events
 from textual.app import App
 
 import engine.optim_sche  # noqa: F401  torch, once: the preview's worker would otherwise import it per app
@@ -164,6 +165,26 @@ async def test_function_keys_show_a_tab_and_take_the_keyboard_there(workdir):
         await pilot.press("f8")
         await wait_for(pilot, lambda: "--nproc_per_node 4" in screen.query_one("#command", TextArea).text)
         assert "1 change(s) from the defaults" in str(screen.query_one("#changes").render())
+
+
+async def test_keys_typed_right_after_a_function_key_go_to_its_tab(workdir):
+    """A burst (fast typing, tmux send-keys) lands where an F-key put the focus, even on a tab
+    mounted only now, not in the field the focus left."""
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.pause()
+
+        def burst(*keys: str) -> None:
+            for key in keys:  # posted without waiting in between, as a terminal delivers them
+                app.post_message(events.Key(key, key if len(key) == 1 else None))
+
+        burst("f5", "home", "ctrl+k", "6")
+        await wait_for(pilot, lambda: screen.config["train_conf"]["max_epoch"] == 6)
+        assert screen.config["output_dir"] == DEFAULTS["output_dir"]  # the field left is untouched
+        burst("f2", "home", "ctrl+k", "o", "u", "t")
+        await wait_for(pilot, lambda: screen.config["output_dir"] == "out")
+        assert screen.config["train_conf"]["max_epoch"] == 6
 
 
 async def test_busy_master_port_blocks_launch(workdir):
