@@ -1,7 +1,7 @@
 """Drive the installed ``asr-tui`` inside tmux, by keys only, through a whole experiment.
 
-Load a preset derived from the demo preset (tiny model, few steps, 2 processes) from the
-presets screen, launch it as a 2-process CPU torchrun job, watch the rank table and the charts
+Load the shipped demo preset from the presets screen, type a short schedule and two processes
+into the setup form's fields, launch it as a 2-process CPU torchrun job, watch the rank table and the charts
 fill, stop it, resume it with one key, let it finish, average checkpoints and decode the test
 split -- reading the terminal with capture-pane at 80x24 as a user over SSH would.
 """
@@ -54,6 +54,21 @@ class Tmux:
             subprocess.run(["tmux", *self.socket, "send-keys", "-t", self.name, key], check=True)
             time.sleep(0.15)
 
+    def type(self, text: str) -> None:
+        """Type ``text`` literally, as characters (not key names)."""
+        subprocess.run(["tmux", *self.socket, "send-keys", "-t", self.name, "-l", text], check=True)
+        time.sleep(0.15)
+
+    def fill(self, *values: str) -> None:
+        """Replace the focused field's text, then each next field's (Tab), with ``values``;
+        None leaves a field as it is."""
+        for index, value in enumerate(values):
+            if index:
+                self.keys("Tab")
+            if value is not None:
+                self.keys("Home", "C-k")
+                self.type(value)
+
     def screen(self) -> str:
         out = subprocess.run(["tmux", *self.socket, "capture-pane", "-p", "-t", self.name],
                              capture_output=True, text=True)
@@ -90,6 +105,15 @@ def wait_events(run_dir: Path, condition, timeout: float) -> list[dict]:
     return found
 
 
+def wait_file(path: Path, timeout: float) -> Path:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} was not written in {timeout}s")
+        time.sleep(0.3)
+    return path
+
+
 def stop_leftover_job(run_dir: Path) -> None:
     """A failed test must not leave its detached torchrun job behind."""
     try:
@@ -99,41 +123,50 @@ def stop_leftover_job(run_dir: Path) -> None:
         pass
 
 
-def tiny_preset(work: Path) -> Path:
-    """The demo preset with a tiny model, few steps and two processes, saved as a user preset."""
-    preset = yaml.safe_load((ROOT / "presets" / "conformer-demo.yaml").read_text())
-    preset["output_dir"] = "exp/e2e"
-    preset["encoder_conf"].update(output_size=64, linear_units=128, num_blocks=1)
-    preset["decoder_conf"].update(linear_units=128)
-    preset["dataset_conf"].update(batch_size=1500, num_workers=0)
-    preset["train_conf"].update(max_epoch=6, log_interval=1, validate_interval=4,
-                                save_checkpoint_interval=4, keep_nbest_models=3, avg_nbest_model=3)
-    preset["distributed"].update(nproc_per_node=2, master_port=free_port())
-    path = work / "config" / "asr-tui" / "presets" / "e2e-tiny.yaml"
-    path.parent.mkdir(parents=True)
-    path.write_text(yaml.safe_dump(preset, sort_keys=False))
-    return path
-
-
 def test_whole_experiment_by_keys(tmp_path):
     started = time.monotonic()
     subprocess.run([str(BIN / "asr-data"), "demo", "--out", str(tmp_path / "data" / "demo"),
                     "--num-train", "40"], check=True, capture_output=True, timeout=120)
-    tiny_preset(tmp_path)
+    port = free_port()
     env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color",
            "OMP_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")}
     tmux = Tmux([str(ASR_TUI), "--runs-root", "exp"], cwd=tmp_path, env=env)
     run_dir = tmp_path / "exp" / "e2e"
     try:
         tmux.wait_for("Runs under", "No runs under")
-        # Load the preset from the presets screen, launch from the setup form's Run tab.
+        # Load the shipped demo preset from the presets screen.
         tmux.keys("p")
-        tmux.wait_for("e2e-tiny")
-        tmux.keys("End", "Enter")
-        tmux.wait_for("F8 Run", "exp/e2e")
+        tmux.wait_for("conformer-demo  shipped")
+        for _ in range(20):  # down the list until the preview's title names it
+            if "conformer-demo · " in tmux.screen():
+                break
+            tmux.keys("Down")
+            time.sleep(0.3)
+        tmux.wait_for("conformer-demo · ")
+        tmux.keys("Enter")
+        tmux.wait_for("F8 Run", "exp/conformer-demo")
+        # Type a short run into the form: F2..F7 show a tab with the cursor in its first field.
+        tmux.keys("F2")
+        tmux.fill("exp/e2e")
+        tmux.keys("F4")  # batch_type, batch_size
+        tmux.fill(None, "1500")
+        tmux.keys("F5")  # max_epoch, log_interval, validate_interval, save_checkpoint_interval
+        tmux.fill("6", "1", "4", "4")
+        tmux.keys("F7")  # nnodes, nproc_per_node, node_rank, master_addr, master_port
+        tmux.fill(None, "2", None, None, str(port))
         tmux.keys("F8")
-        tmux.wait_for("torch.distributed.run")
+        tmux.wait_for("The config is complete", "torch.distributed.run", "--nproc_per_node")
         tmux.keys("C-r")
+        tmux.wait_for("Monitor e2e", "launched")
+        config = yaml.safe_load(wait_file(run_dir / "config.yaml", 30).read_text())
+        assert config["output_dir"] == "exp/e2e"
+        assert config["dataset_conf"]["batch_size"] == 1500
+        assert {k: config["train_conf"][k] for k in ("max_epoch", "log_interval", "validate_interval",
+                                                      "save_checkpoint_interval")} == {
+            "max_epoch": 6, "log_interval": 1, "validate_interval": 4, "save_checkpoint_interval": 4}
+        assert config["distributed"]["nproc_per_node"] == 2
+        assert config["distributed"]["master_port"] == port
+        assert config["encoder_conf"]["num_blocks"] == 3  # the rest is the demo preset's
         # The monitor: per-rank rows and charts fill while the job runs.
         tmux.wait_for("running", "batch size", timeout=90)
         screen = tmux.wait_for("memory mb", timeout=60)
