@@ -50,10 +50,12 @@ class AsrTuiApp(App):
                  preset_path: Path | None = None, run_dir: Path | None = None,
                  launcher: Launcher | None = None) -> None:
         super().__init__()
-        self.runs_root = Path(runs_root)
+        # Absolute: run directories found under the root are handed to the launcher, which
+        # resolves a relative checkpoint name against the run directory.
+        self.runs_root = Path(runs_root).absolute()
         self.preset = preset
         self.preset_path = preset_path
-        self.initial_run = Path(run_dir) if run_dir else None
+        self.initial_run = Path(run_dir).absolute() if run_dir else None
         self._launcher = launcher
 
     @property

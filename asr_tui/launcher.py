@@ -67,11 +67,14 @@ class Launcher:
         return self._start(run_dir, config, config_path, list(extra_args or []), resumed_from=None)
 
     def resume(self, run_dir: Path, checkpoint: Path) -> Path:
-        """Relaunch ``run_dir`` from its config.yaml with ``++train_conf.resume_from=checkpoint``."""
-        run_dir = Path(run_dir)
+        """Relaunch ``run_dir`` from its config.yaml with ``++train_conf.resume_from=checkpoint``.
+
+        ``checkpoint`` is a path, or the bare file name of one of the run's checkpoints.
+        """
+        run_dir = Path(run_dir).absolute()
         checkpoint = Path(checkpoint)
         if not checkpoint.is_absolute():
-            checkpoint = run_dir / checkpoint
+            checkpoint = run_dir / checkpoint if checkpoint.parent == Path(".") else checkpoint.absolute()
         if not checkpoint.exists():
             raise LaunchError(f"{checkpoint}: no such checkpoint")
         config_path = run_dir / "config.yaml"

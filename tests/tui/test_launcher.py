@@ -92,6 +92,30 @@ def test_launch_rejects_bad_config_and_missing_checkpoint(tmp_path, fake_python)
         launcher.resume(tmp_path / "exp" / "r", tmp_path / "exp" / "r" / "model.pt.ep3")
 
 
+def test_resume_with_paths_relative_to_the_working_directory(tmp_path, fake_python, monkeypatch):
+    """A console started with ``--runs-root exp`` hands over relative paths."""
+    monkeypatch.chdir(tmp_path)
+    config = deep_merge(DEFAULTS, {"output_dir": "exp/rel", "train_data_set_list": ["train.jsonl"]})
+    launcher = Launcher(python=fake_python)
+    run_dir = launcher.launch(config)
+    wait_until(lambda: any(e["event"] == "train" for e in events_of(run_dir)))
+    launcher.stop(run_dir)
+    wait_until(lambda: any(e["event"] == "end" for e in events_of(run_dir)))
+    wait_until(lambda: launcher.reap())
+    (run_dir / "model.pt").write_bytes(b"state")
+    launcher.resume(Path("exp/rel"), Path("exp/rel/model.pt"))
+    wait_until(lambda: sum(e["event"] == "start" for e in events_of(run_dir)) == 2)
+    assert read_run_json(run_dir)["resumed_from"] == str(tmp_path / "exp" / "rel" / "model.pt")
+    launcher.stop(run_dir)
+    wait_until(lambda: events_of(run_dir)[-1]["event"] == "end")
+    wait_until(lambda: launcher.reap())
+    launcher.resume(Path("exp/rel"), Path("model.pt"))  # a bare name is one of the run's files
+    wait_until(lambda: sum(e["event"] == "start" for e in events_of(run_dir)) == 3)
+    launcher.stop(run_dir)
+    wait_until(lambda: events_of(run_dir)[-1]["event"] == "end")
+    wait_until(lambda: launcher.reap())
+
+
 async def test_app_launches_stops_and_resumes_by_keys(tmp_path, fake_python):
     from asr_tui.app import AsrTuiApp
     from asr_tui.messages import LaunchRequested
