@@ -1,15 +1,17 @@
 """Drive the installed ``asr-tui`` inside tmux, by keys only, through a whole experiment.
 
 Load the shipped demo preset from the presets screen, type a short schedule and two processes
-into the setup form's fields, launch it as a 2-process CPU torchrun job, watch the rank table and the charts
-fill, stop it, resume it with one key, let it finish, average checkpoints and decode the test
-split -- reading the terminal with capture-pane at 80x24 as a user over SSH would.
+into the setup form's fields, launch it as a 2-process CPU torchrun job, drop the terminal (as a
+lost SSH connection does) and open a new console on the running job, watch the rank table and
+the charts fill, stop it, resume it with one key, let it finish, average checkpoints and decode
+the test split -- reading the terminal with capture-pane at 80x24 as a user over SSH would.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -59,15 +61,38 @@ class Tmux:
         subprocess.run(["tmux", *self.socket, "send-keys", "-t", self.name, "-l", text], check=True)
         time.sleep(0.15)
 
-    def fill(self, *values: str) -> None:
-        """Replace the focused field's text, then each next field's (Tab), with ``values``;
-        None leaves a field as it is."""
-        for index, value in enumerate(values):
+    def show_tab(self, key: str, first_label: str) -> None:
+        """Press a tab's F-key and wait until its first field shows and the app has settled.
+
+        Textual resolves Home or ctrl+k (Input bindings) only after the key has bubbled up
+        through the widgets' queues, so while the app is busy mounting a tab a typed character
+        can overtake them; a person looks before typing, and so does this.
+        """
+        self.keys(key)
+        self.wait_for(first_label)
+        time.sleep(1.0)
+
+    def fill(self, *fields: tuple[str, str] | None) -> None:
+        """Type into the focused field, then into each next one (Tab): a (label, value) replaces
+        the field's text and waits until the screen shows the value beside its label (typed
+        again if a key was overtaken); None leaves a field as it is."""
+        for index, field in enumerate(fields):
             if index:
                 self.keys("Tab")
-            if value is not None:
+            if field is None:
+                continue
+            label, value = field
+            shown = re.compile(rf"^\s*{re.escape(label[:20])}\S*\s+{re.escape(value)}(\s|$)", re.M)
+            for attempt in range(3):
                 self.keys("Home", "C-k")
                 self.type(value)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and not shown.search(self.screen()):
+                    time.sleep(0.2)
+                if shown.search(self.screen()):
+                    break
+            else:
+                raise AssertionError(f"{label} does not show {value!r}; screen:\n{self.screen()}")
 
     def screen(self) -> str:
         out = subprocess.run(["tmux", *self.socket, "capture-pane", "-p", "-t", self.name],
@@ -146,14 +171,15 @@ def test_whole_experiment_by_keys(tmp_path):
         tmux.keys("Enter")
         tmux.wait_for("F8 Run", "exp/conformer-demo")
         # Type a short run into the form: F2..F7 show a tab with the cursor in its first field.
-        tmux.keys("F2")
-        tmux.fill("exp/e2e")
-        tmux.keys("F4")  # batch_type, batch_size
-        tmux.fill(None, "1500")
-        tmux.keys("F5")  # max_epoch, log_interval, validate_interval, save_checkpoint_interval
-        tmux.fill("6", "1", "4", "4")
-        tmux.keys("F7")  # nnodes, nproc_per_node, node_rank, master_addr, master_port
-        tmux.fill(None, "2", None, None, str(port))
+        tmux.show_tab("F2", "output_dir")
+        tmux.fill(("output_dir", "exp/e2e"))
+        tmux.show_tab("F4", "batch_type")
+        tmux.fill(None, ("batch_size", "1500"))
+        tmux.show_tab("F5", "max_epoch")
+        tmux.fill(("max_epoch", "6"), ("log_interval", "1"), ("validate_interval", "4"),
+                  ("save_checkpoint_interval", "4"))
+        tmux.show_tab("F7", "nnodes")
+        tmux.fill(None, ("nproc_per_node", "2"), None, None, ("master_port", str(port)))
         tmux.keys("F8")
         tmux.wait_for("The config is complete", "torch.distributed.run", "--nproc_per_node")
         tmux.keys("C-r")
@@ -167,6 +193,15 @@ def test_whole_experiment_by_keys(tmp_path):
         assert config["distributed"]["nproc_per_node"] == 2
         assert config["distributed"]["master_port"] == port
         assert config["encoder_conf"]["num_blocks"] == 3  # the rest is the demo preset's
+        # The SSH connection drops: the terminal hangs up on the console; the job runs on, and a
+        # new console lists it as running and opens its monitor.
+        tmux.wait_for("running")
+        tmux.close()
+        os.kill(json.loads((run_dir / "run.json").read_text())["pid"], 0)
+        tmux = Tmux([str(ASR_TUI), "--runs-root", "exp"], cwd=tmp_path, env=env)
+        tmux.wait_for("Runs under", "e2e", "running")
+        tmux.keys("Enter")
+        tmux.wait_for("Monitor e2e")
         # The monitor: per-rank rows and charts fill while the job runs.
         tmux.wait_for("running", "batch size", timeout=90)
         screen = tmux.wait_for("memory mb", timeout=60)
@@ -183,6 +218,7 @@ def test_whole_experiment_by_keys(tmp_path):
         assert (run_dir / "model.pt").exists()
         # Resume with one key, from model.pt; let it finish.
         tmux.keys("r")
+        tmux.wait_for("resumed from model.pt", timeout=60)
         found = wait_events(run_dir, lambda ev: sum(e["event"] == "start" for e in ev) == 2, 60)
         starts = [e for e in found if e["event"] == "start"]
         assert starts[1]["resumed_from"] and starts[1]["resumed_from"].endswith("model.pt")
