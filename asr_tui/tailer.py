@@ -3,9 +3,9 @@
 Attaching reads the history once, then only new bytes are read. A log of a week-long run can
 hold a million events, so attaching does not parse every line: the rare events (start, data,
 valid, checkpoint, average, end, error) are found with one regex pass over a memory map of the
-file, window by window so resident memory stays bounded, and train events are sampled at evenly spaced offsets, enough
-to draw every chart at full width. New events are then read with ``engine.events.EventReader``
-from the end of that history.
+file, window by window so resident memory stays bounded, and train events are sampled at evenly
+spaced offsets, enough to draw every chart at full width. New events are then read with
+``engine.events.EventReader`` from the end of that history.
 """
 
 from __future__ import annotations
