@@ -75,24 +75,31 @@ class Tmux:
     def fill(self, *fields: tuple[str, str] | None) -> None:
         """Type into the focused field, then into each next one (Tab): a (label, value) replaces
         the field's text and waits until the screen shows the value beside its label (typed
-        again if a key was overtaken); None leaves a field as it is."""
+        again if a key was overtaken); None leaves a field as it is. At the end every value
+        must still show: a Tab overtaken by the keys after it would have typed into the field
+        it was leaving."""
+        shown = {label: re.compile(rf"^\s*{re.escape(label[:20])}\S*\s+{re.escape(value)}(\s|$)", re.M)
+                 for label, value in filter(None, fields)}
         for index, field in enumerate(fields):
             if index:
                 self.keys("Tab")
+                time.sleep(0.3)
             if field is None:
                 continue
             label, value = field
-            shown = re.compile(rf"^\s*{re.escape(label[:20])}\S*\s+{re.escape(value)}(\s|$)", re.M)
             for attempt in range(3):
                 self.keys("Home", "C-k")
                 self.type(value)
                 deadline = time.monotonic() + 5
-                while time.monotonic() < deadline and not shown.search(self.screen()):
+                while time.monotonic() < deadline and not shown[label].search(self.screen()):
                     time.sleep(0.2)
-                if shown.search(self.screen()):
+                if shown[label].search(self.screen()):
                     break
             else:
                 raise AssertionError(f"{label} does not show {value!r}; screen:\n{self.screen()}")
+        screen = self.screen()
+        wrong = [label for label, pattern in shown.items() if not pattern.search(screen)]
+        assert not wrong, f"{wrong} changed while the next fields were typed; screen:\n{screen}"
 
     def screen(self) -> str:
         out = subprocess.run(["tmux", *self.socket, "capture-pane", "-p", "-t", self.name],
