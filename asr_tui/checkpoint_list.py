@@ -63,13 +63,17 @@ def list_checkpoints(run_dir: Path) -> tuple[list[CheckpointInfo], list[str]]:
     run_dir = Path(run_dir)
     problems: list[str] = []
     metadata: dict[str, dict] = {}
-    for event in find_events(run_dir / "events.jsonl", ("checkpoint",)):
+    saves = find_events(run_dir / "events.jsonl", ("checkpoint",))
+    for event in saves:
         metadata[Path(str(event.get("path", ""))).name] = event
     entries, problem = _index_entries(run_dir)
     if problem:
         problems.append(problem)
     for entry in entries:
         metadata[Path(str(entry["path"])).name] = entry
+    # Every save, named or not, leaves its state in model.pt: the newest save describes it.
+    newest_save = max((m for m in (*saves, *entries) if _number(m.get("time")) is not None),
+                      key=lambda m: m["time"], default=None)
     found = []
     try:
         files = [p for p in run_dir.iterdir() if NAME.match(p.name) and p.is_file()]
@@ -100,12 +104,21 @@ def list_checkpoints(run_dir: Path) -> tuple[list[CheckpointInfo], list[str]]:
             acc=_number(metrics.get("acc")), loss=_number(metrics.get("loss")),
             size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
         ))
-    # model.pt is a hard link to the newest named checkpoint: it shares that file's metadata.
+    # model.pt is a hard link to the newest named checkpoint (it shares that file's metadata),
+    # or, where links are impossible or a copy broke them, the state of the newest save.
     by_inode = {c.inode: c for c in found if c.kind in ("epoch", "step")}
     for ckpt in found:
-        twin = by_inode.get(ckpt.inode) if ckpt.kind == "latest" else None
+        if ckpt.kind != "latest":
+            continue
+        twin = by_inode.get(ckpt.inode)
         if twin is not None:
             ckpt.epoch, ckpt.step, ckpt.acc, ckpt.loss = twin.epoch, twin.step, twin.acc, twin.loss
+        elif newest_save is not None:
+            metrics = newest_save.get("metrics") if isinstance(newest_save.get("metrics"), dict) else {}
+            epoch, step = newest_save.get("epoch"), newest_save.get("step")
+            ckpt.epoch = epoch if isinstance(epoch, int) else None
+            ckpt.step = step if isinstance(step, int) else None
+            ckpt.acc, ckpt.loss = _number(metrics.get("acc")), _number(metrics.get("loss"))
     order = {"epoch": 0, "step": 0, "latest": 1, "average": 2}
     found.sort(key=lambda c: (order[c.kind], c.step if c.step is not None else -1,
                               c.epoch if c.epoch is not None else -1, c.mtime))

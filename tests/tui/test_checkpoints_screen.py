@@ -13,7 +13,7 @@ from asr_tui.screens import checkpoints as checkpoints_module
 from asr_tui.screens.checkpoints import CheckpointsScreen
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.decode_dialog import DecodeDialog
-from tests.tui.runfactory import finished_run
+from tests.tui.runfactory import RunFactory, finished_run
 from tests.tui.pilot import wait_for
 from tests.tui.test_monitor_app import screen_text, text_of
 
@@ -40,7 +40,8 @@ def test_list_merges_index_events_and_files(tmp_path):
     assert (step_ckpt.epoch, step_ckpt.step, step_ckpt.acc) == (1, 50, None)
     assert found[1].acc is not None and found[1].step == 100
     latest = found[4]
-    assert latest.kind == "latest" and latest.step is None  # a copy, not a link: no twin
+    assert latest.kind == "latest"  # a copy, not a link: it holds the newest save's state
+    assert (latest.epoch, latest.step, latest.acc) == (4, 400, found[3].acc)
     assert [c.name for c in nbest(found, 2, "acc")] == ["model.pt.ep4", "model.pt.ep3"]
     assert [c.name for c in nbest(found, 1, "loss")] == ["model.pt.ep4"]
     assert problems == []
@@ -50,6 +51,25 @@ def test_list_merges_index_events_and_files(tmp_path):
     assert (latest.epoch, latest.step) == (4, 400)
     (run.run_dir / "checkpoints.json").write_text("{broken")
     assert "checkpoints.json" in list_checkpoints(run.run_dir)[1][0]
+
+
+def test_latest_state_is_the_newest_save_even_after_a_stop(tmp_path):
+    """A stop writes model.pt in place (a `latest` checkpoint event); later named saves
+    replace it. Without a hard link to go by (a copied run directory), the newest save says
+    what model.pt holds, not the stale event that named model.pt."""
+    run = RunFactory(tmp_path / "stopped")
+    run.start()
+    run.train(200)
+    run.checkpoint(epoch=2, acc=0.5, loss=1.0)
+    run.train(50)
+    run.events.write("checkpoint", path="model.pt", epoch=3, step=250, metric="acc", metrics={},
+                     kept=[], deleted=[], kind="latest")
+    latest = next(c for c in list_checkpoints(run.run_dir)[0] if c.kind == "latest")
+    assert (latest.epoch, latest.step, latest.acc) == (3, 250, None)
+    run.checkpoint(epoch=4, acc=0.9, loss=0.4)
+    latest = next(c for c in list_checkpoints(run.run_dir)[0] if c.kind == "latest")
+    assert (latest.epoch, latest.acc, latest.loss) == (4, 0.9, 0.4)
+    run.close()
 
 
 async def open_checkpoints(pilot, app, run_dir):
