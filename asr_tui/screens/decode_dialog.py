@@ -51,11 +51,19 @@ class DecodeDialog(ModalScreen[DecodeRequest | None]):
             yield Input(str(self.beam), id="decode-beam", type="integer", compact=True)
             yield Static(id="decode-problem")
             with Horizontal(id="decode-buttons"):
-                yield Button("Decode (Enter)", variant="primary", id="decode-go", compact=True)
+                yield Button("Decode (Enter, ctrl+s)", variant="primary", id="decode-go", compact=True)
                 yield Button("Cancel (Esc)", id="decode-cancel", compact=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_submit()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        # Enter on a Select opens it again: after a choice, the next Enter should decode. (The
+        # Select takes the focus back from its closing overlay first, hence after the refresh;
+        # the Changed it posts for its first value at mount is not a choice.)
+        if event.value != self.mode:
+            self.mode = str(event.value)
+            self.call_after_refresh(self.query_one("#decode-go", Button).focus)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "decode-go":

@@ -114,6 +114,21 @@ async def test_average_marked_and_decode_by_keys(tmp_path, fake_tools):
         assert "ref speech" in detail and "hyp peach" in detail
 
 
+async def test_decode_dialog_mode_chosen_by_keys_then_enter_decodes(tmp_path):
+    test_list = tmp_path / "test.jsonl"
+    test_list.write_text("{}\n")
+    chosen = []
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.push_screen(DecodeDialog(tmp_path / "model.pt", str(test_list), cwd=tmp_path), chosen.append)
+        await pilot.pause()
+        await pilot.press("tab", "enter", "down", "down", "down", "enter")  # open the modes, pick the last
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: chosen)
+    assert chosen[0].mode == "attention_rescoring" and chosen[0].test_list == test_list
+
+
 async def test_decode_dialog_rejects_missing_list(tmp_path, fake_tools):
     run = finished_run(tmp_path)
     app = AsrTuiApp(runs_root=tmp_path)
