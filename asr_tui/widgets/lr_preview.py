@@ -66,6 +66,9 @@ def render_lr_chart(curves: dict[str, list[float]], width: int, height: int) -> 
         longest = max(longest, len(lrs))
     if len(curves) > 1:
         figure.legend(True, x=longest, y=0, ha="right", va="bottom", relative=True)
+    top = max((max(lrs) for lrs in curves.values() if lrs), default=0.0)
+    if top > 0:
+        figure.ruler("y").lim(0, top)  # an lr axis from zero: plotext would start at the smallest value
     ticks = [1, max(1, longest // 2), longest]
     figure.ruler("x").ticks(ticks, [short_count(t) for t in ticks])
     return figure.build().string()
