@@ -72,7 +72,8 @@ class PresetsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#diff", DataTable).add_columns("key", "preset", "form")
-        self.action_refresh()
+        setup = self.setup_screen()
+        self.action_refresh(select=setup.preset_path if setup is not None else None)  # the form's own
         self.query_one("#preset-list", OptionList).focus()
 
     def on_screen_resume(self) -> None:
@@ -109,9 +110,10 @@ class PresetsScreen(Screen):
         if not self.presets:
             self.query_one("#preset-title", Label).update(
                 f"No presets yet: save the form to {self.user_dir or user_presets_dir()}")
-        paths = [p.path for p in self.presets]
+        paths = [p.path.resolve() for p in self.presets]
         if paths:
-            option_list.highlighted = paths.index(select) if select in paths else 0
+            target = select.resolve() if select is not None else None
+            option_list.highlighted = paths.index(target) if target in paths else 0
         self.show_diff()
 
     def highlighted_preset(self) -> Preset | None:

@@ -86,6 +86,15 @@ async def test_load_a_preset_into_the_form(dirs):
         assert setup.preset_path.name == "small.yaml"
 
 
+async def test_opens_on_the_preset_the_form_was_loaded_from(dirs):
+    app = PresetsHarness()
+    async with app.run_test(size=SIZE) as pilot:
+        app.pop_screen()
+        app.push_screen(SetupScreen({"train_conf": {"max_epoch": 3}}, preset_path="shipped/small.yaml"))
+        screen = await open_presets(app, pilot)
+        assert screen.highlighted_preset().name == "small"  # a relative path names it too
+
+
 @pytest.mark.parametrize("name, needle", [("unknown-key", "train_conf.max_epochs: unknown key"),
                                           ("broken", "line 2")])
 async def test_bad_preset_is_an_error_not_a_crash(dirs, name, needle):
