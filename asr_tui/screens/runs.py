@@ -84,9 +84,10 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "Runs"
         table = self.query_one("#runs-table", DataTable)
+        # metrics, the widest column, goes last: at 80 columns the rest stays in view
         for label, key in (("run", "run"), ("status", "status"), ("progress", "progress"),
-                           ("epoch", "epoch"), ("metrics", "metrics"), ("started", "started"),
-                           ("by", "by")):
+                           ("epoch", "epoch"), ("started", "started"), ("by", "by"),
+                           ("metrics", "metrics")):
             table.add_column(label, key=key)
         self.query_one("#runs-root", Static).update(f"Runs under {self.root.resolve()}  ·  Enter: monitor")
         self.action_refresh()
@@ -126,7 +127,7 @@ class RunsScreen(Screen):
     def _row(summary: RunSummary) -> tuple:
         epoch = "-" if summary.epoch is None else f"{summary.epoch}/{summary.max_epoch or '?'}"
         return (summary.name, status_text(summary.status), progress_text(summary), epoch,
-                metrics_text(summary), started_text(summary), summary.launched_by or "script")
+                started_text(summary), summary.launched_by or "script", metrics_text(summary))
 
     def selected_key(self) -> str | None:
         table = self.query_one("#runs-table", DataTable)
