@@ -87,7 +87,7 @@ class Tmux:
             if field is None:
                 continue
             label, value = field
-            for attempt in range(3):
+            for _ in range(3):
                 self.keys("Home", "C-k")
                 self.type(value)
                 deadline = time.monotonic() + 5
