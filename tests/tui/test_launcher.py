@@ -37,6 +37,13 @@ def events_of(run_dir):
     return read_events(run_dir / "events.jsonl")
 
 
+def stop_and_reap(launcher, run_dir):
+    """SIGTERM the job; wait for its `end` event and for the launcher to reap it (no zombie)."""
+    launcher.stop(run_dir)
+    wait_until(lambda: events_of(run_dir)[-1]["event"] == "end")
+    wait_until(lambda: launcher.reap())
+
+
 def test_launch_stop_resume_cycle(tmp_path, fake_python):
     config = deep_merge(DEFAULTS, {"output_dir": "exp/r1", "train_data_set_list": ["train.jsonl"]})
     launcher = Launcher(cwd=tmp_path, python=fake_python)
@@ -53,9 +60,7 @@ def test_launch_stop_resume_cycle(tmp_path, fake_python):
         launcher.launch(config)
     assert RunsStore(tmp_path / "exp").scan()[0].status == "running"
 
-    launcher.stop(run_dir)
-    wait_until(lambda: any(e["event"] == "end" for e in events_of(run_dir)))
-    wait_until(lambda: launcher.reap())  # reaped: no zombie left behind
+    stop_and_reap(launcher, run_dir)
     assert events_of(run_dir)[-1]["status"] == "stopped"
     summary = RunsStore(tmp_path / "exp").scan()[0]
     assert summary.status == "stopped" and summary.reason == "SIGTERM"
@@ -73,9 +78,7 @@ def test_launch_stop_resume_cycle(tmp_path, fake_python):
     assert starts[-1]["resumed_from"] == str(checkpoint.resolve())
     assert read_run_json(run_dir)["resumed_from"] == str(checkpoint)
     assert RunsStore(tmp_path / "exp").scan()[0].status == "running"
-    launcher.stop(run_dir)
-    wait_until(lambda: events_of(run_dir)[-1]["event"] == "end")
-    wait_until(lambda: launcher.reap())
+    stop_and_reap(launcher, run_dir)
     log = (run_dir / "console.log").read_text()
     assert log.count("# asr-tui") == 2  # both launches appended, nothing overwritten
 
@@ -99,21 +102,15 @@ def test_resume_with_paths_relative_to_the_working_directory(tmp_path, fake_pyth
     launcher = Launcher(python=fake_python)
     run_dir = launcher.launch(config)
     wait_until(lambda: any(e["event"] == "train" for e in events_of(run_dir)))
-    launcher.stop(run_dir)
-    wait_until(lambda: any(e["event"] == "end" for e in events_of(run_dir)))
-    wait_until(lambda: launcher.reap())
+    stop_and_reap(launcher, run_dir)
     (run_dir / "model.pt").write_bytes(b"state")
     launcher.resume(Path("exp/rel"), Path("exp/rel/model.pt"))
     wait_until(lambda: sum(e["event"] == "start" for e in events_of(run_dir)) == 2)
     assert read_run_json(run_dir)["resumed_from"] == str(tmp_path / "exp" / "rel" / "model.pt")
-    launcher.stop(run_dir)
-    wait_until(lambda: events_of(run_dir)[-1]["event"] == "end")
-    wait_until(lambda: launcher.reap())
+    stop_and_reap(launcher, run_dir)
     launcher.resume(Path("exp/rel"), Path("model.pt"))  # a bare name is one of the run's files
     wait_until(lambda: sum(e["event"] == "start" for e in events_of(run_dir)) == 3)
-    launcher.stop(run_dir)
-    wait_until(lambda: events_of(run_dir)[-1]["event"] == "end")
-    wait_until(lambda: launcher.reap())
+    stop_and_reap(launcher, run_dir)
 
 
 async def test_app_launches_stops_and_resumes_by_keys(tmp_path, fake_python):
