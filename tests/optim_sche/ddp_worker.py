@@ -1,4 +1,6 @@
-"""One rank of the 2-process gloo test (started by torch.multiprocessing.spawn from test_ddp.py)."""
+"""One rank of the 2-process gloo test (started by torch.multiprocessing from test_ddp.py)."""
+
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -46,7 +48,9 @@ def run_scenario(name, rank, world_size, model):
 
 def main(rank, world_size, init_file, out_dir):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    # a rank that waits longer than this on the other fails with an error instead of hanging
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size,
+                            timeout=timedelta(seconds=60))
     try:
         for name in SCENARIOS:
             model = EncDec(seed=rank)  # different on each rank: DDP must broadcast rank 0's

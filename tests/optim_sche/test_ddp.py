@@ -1,5 +1,8 @@
 """2-process gloo DDP: identical parameters on both ranks after accumulated steps, equal to one process."""
 
+import time
+
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -8,13 +11,33 @@ from tests.optim_sche import ddp_worker
 from tests.optim_sche.models import EncDec
 
 
-def test_two_ranks_match_each_other_and_one_process(tmp_path):
-    # fork, with DDP's heavy import (torch._dynamo) done once here: spawn would import torch afresh
-    # in both ranks and take ~20 s on two cores instead of ~4.
-    import torch._dynamo  # noqa: F401
+RANKS_DEADLINE_S = 180
 
-    mp.start_processes(ddp_worker.main, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2,
-                       join=True, start_method="fork")
+
+def run_two_ranks(tmp_path) -> None:
+    """Run both ranks to the end, or kill them: a rank left behind keeps the suite's output open.
+
+    spawn, not fork: a rank forked from this long-lived pytest process inherits the state of the
+    threads earlier tests started (OpenMP's pool among them) and once hung in CI for the whole
+    test timeout. spawn costs ~5 s more on two cores.
+    """
+    ranks = mp.start_processes(ddp_worker.main, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)),
+                               nprocs=2, join=False, start_method="spawn")
+    deadline = time.monotonic() + RANKS_DEADLINE_S
+    try:
+        while not ranks.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the two ranks did not finish within {RANKS_DEADLINE_S} s")
+    finally:
+        for process in ranks.processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+@pytest.mark.timeout(RANKS_DEADLINE_S + 60)
+def test_two_ranks_match_each_other_and_one_process(tmp_path):
+    run_two_ranks(tmp_path)
     for name, (conf, train_conf) in ddp_worker.SCENARIOS.items():
         rank0 = torch.load(tmp_path / f"{name}_rank0.pt", weights_only=True)
         rank1 = torch.load(tmp_path / f"{name}_rank1.pt", weights_only=True)
