@@ -17,7 +17,7 @@ from tests.trainer.tiny import events_of, launch, model_weights, run_json, tiny_
 pytestmark = pytest.mark.slow
 
 KILLS = 12
-TRAIN_CONF = {"max_epoch": 3, "log_interval": 1, "validate_interval": 1000, "save_checkpoint_interval": 1,
+TRAIN_CONF = {"max_epoch": 4, "log_interval": 1, "validate_interval": 1000, "save_checkpoint_interval": 1,
               "keep_nbest_models": 3, "avg_nbest_model": 2, "deterministic": True}
 
 
@@ -34,20 +34,32 @@ def last_checkpoint_step(run_dir) -> int:
     return max(steps, default=0)
 
 
+def since_first_train(events: list[dict]) -> list[dict]:
+    starts = [i for i, e in enumerate(events) if e["event"] == "train"]
+    return events[starts[0]:] if starts else []
+
+
 def kill_at_random_moment(process, run_dir, rng: random.Random, during_write: bool, events_before: int) -> bool:
-    """SIGKILL the process group once this launch trains; True if a checkpoint write was in progress."""
+    """SIGKILL the process group once this launch trains; True if a checkpoint write was in progress.
+
+    The moment is counted in events, not seconds: 1 to 9 of the launch's train/valid/checkpoint
+    lines (a step writes three), then the next checkpoint write or up to 50 ms. A launch so gains
+    at most four steps however fast the machine is, and with this seed the KILLS kills need at
+    most 33 of the run's 40.
+    """
     deadline = time.monotonic() + 300
-    while not any(e["event"] == "train" for e in events_of(run_dir)[events_before:]):
+    lines_to_wait = rng.randint(1, 9)
+    while len(since_first_train(events_of(run_dir)[events_before:])) < lines_to_wait:
         if process.poll() is not None:
             return False  # the run finished before we could kill it
         assert time.monotonic() < deadline, "the relaunch never started training"
-        time.sleep(0.02)
+        time.sleep(0.005)
     if during_write:
         until = time.monotonic() + 10
         while not writing(run_dir) and time.monotonic() < until and process.poll() is None:
             time.sleep(0.001)
     else:
-        time.sleep(rng.uniform(0.0, 3.0))
+        time.sleep(rng.uniform(0.0, 0.05))
     caught_writing = writing(run_dir)
     try:
         os.killpg(process.pid, signal.SIGKILL)
