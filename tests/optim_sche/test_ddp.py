@@ -17,9 +17,9 @@ RANKS_DEADLINE_S = 180
 def run_two_ranks(tmp_path) -> None:
     """Run both ranks to the end, or kill them: a rank left behind keeps the suite's output open.
 
-    spawn, not fork: a rank forked from this long-lived pytest process inherits the state of the
-    threads earlier tests started (OpenMP's pool among them) and once hung in CI for the whole
-    test timeout. spawn costs ~5 s more on two cores.
+    spawn, not fork: a rank forked from this long-lived pytest process inherits whatever the
+    threads earlier tests started (OpenMP's pool, tqdm's monitor) held at that moment, and forked
+    ranks once hung in CI for the whole test timeout. spawn costs ~5 s more on two cores.
     """
     ranks = mp.start_processes(ddp_worker.main, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)),
                                nprocs=2, join=False, start_method="spawn")

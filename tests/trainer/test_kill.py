@@ -45,7 +45,7 @@ def kill_at_random_moment(process, run_dir, rng: random.Random, during_write: bo
     The moment is counted in events, not seconds: 1 to 9 of the launch's train/valid/checkpoint
     lines (a step writes three), then the next checkpoint write or up to 50 ms. A launch so gains
     at most four steps however fast the machine is, and with this seed the KILLS kills need at
-    most 33 of the run's 40.
+    most 34 of the run's 40.
     """
     deadline = time.monotonic() + 300
     lines_to_wait = rng.randint(1, 9)
