@@ -11,6 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from asr_tui.health import HealthTracker
+
+# Rank-row fields charted per rank over time: (field, series prefix); see engine/trainer/resources.py.
+RESOURCE_SERIES = (("rss_mb", "rss"), ("cpu_percent", "cpu"), ("gpu_memory_used_mb", "gpumem"),
+                   ("gpu_util", "gpuutil"))
+
 # Statuses a run can have (DESIGN.md + "crashed": process gone without an `end` event).
 RUNNING, FINISHED, STOPPED, FAILED, CRASHED = "running", "finished", "stopped", "failed", "crashed"
 
@@ -149,6 +155,7 @@ class RunState:
     # (time, step) of train events, to estimate the update rate for the ETA.
     rate_window: list[tuple[float, int]] = field(default_factory=list)
     series: dict[str, Series] = field(default_factory=dict)
+    health: HealthTracker = field(default_factory=HealthTracker)
 
     def _series(self, name: str) -> Series:
         found = self.series.get(name)
@@ -162,6 +169,7 @@ class RunState:
         when = event.get("time")
         if isinstance(when, (int, float)):
             self.last_event_time = float(when)
+        self.health.apply(event)
         if kind == "train":
             self._apply_train(event)
         elif kind == "valid":
@@ -200,9 +208,23 @@ class RunState:
             self._add_point("train/acc", step, number(event, "acc", "accuracy"))
             for name, lr in learning_rates(event).items():
                 self._add_point(f"lr/{name}", step, lr)
+            ranks = event.get("ranks")
+            if isinstance(ranks, list) and isinstance(when, (int, float)):
+                self._add_resources(float(when), ranks)
         if step is not None and isinstance(when, (int, float)):
             self.rate_window.append((float(when), step))
             del self.rate_window[:-50]
+
+    def _add_resources(self, when: float, ranks: list) -> None:
+        """Per-rank resource series over wall time, for the monitor's Resources tab."""
+        for index, row in enumerate(ranks):
+            if not isinstance(row, dict):
+                continue
+            rank = row.get("rank", index)
+            for key, prefix in RESOURCE_SERIES:
+                value = number(row, key)
+                if value is not None:
+                    self._series(f"{prefix}/rank {rank}").add(when, value)
 
     # Derived values shown by the runs list and the monitor.
 
