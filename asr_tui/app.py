@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from asr_tui.messages import (
-    LaunchRequested, OpenCheckpoints, OpenRun, PresetLoaded, ResumeRequested, RunStopRequested,
+    CompareRequested, LaunchRequested, OpenCheckpoints, OpenRun, PresetLoaded, ResumeRequested, RunStopRequested,
 )
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.help import HelpScreen
@@ -125,6 +125,11 @@ class AsrTuiApp(App):
         if isinstance(current, MonitorScreen) and current.run_dir == message.run_dir:
             return
         self.push_screen(MonitorScreen(message.run_dir))
+
+    def on_compare_requested(self, message: CompareRequested) -> None:
+        from asr_tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(message.run_dirs))
 
     def on_open_checkpoints(self, message: OpenCheckpoints) -> None:
         from asr_tui.screens.checkpoints import CheckpointsScreen

@@ -67,3 +67,11 @@ class RunStopRequested(Message):
     def __init__(self, run_dir: Path) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
+
+
+class CompareRequested(Message):
+    """Runs (marked runs) / palette → app: open the Compare screen of ``run_dirs`` (two or more)."""
+
+    def __init__(self, run_dirs: list[Path]) -> None:
+        super().__init__()
+        self.run_dirs = [Path(d) for d in run_dirs]

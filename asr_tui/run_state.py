@@ -156,6 +156,7 @@ class RunState:
     rate_window: list[tuple[float, int]] = field(default_factory=list)
     series: dict[str, Series] = field(default_factory=dict)
     health: HealthTracker = field(default_factory=HealthTracker)
+    resource_origin: float | None = None
 
     def _series(self, name: str) -> Series:
         found = self.series.get(name)
@@ -216,7 +217,10 @@ class RunState:
             del self.rate_window[:-50]
 
     def _add_resources(self, when: float, ranks: list) -> None:
-        """Per-rank resource series over wall time, for the monitor's Resources tab."""
+        """Per-rank resource series against minutes since the first train event (Resources tab)."""
+        if self.resource_origin is None:
+            self.resource_origin = when
+        minutes = (when - self.resource_origin) / 60.0
         for index, row in enumerate(ranks):
             if not isinstance(row, dict):
                 continue
@@ -224,7 +228,7 @@ class RunState:
             for key, prefix in RESOURCE_SERIES:
                 value = number(row, key)
                 if value is not None:
-                    self._series(f"{prefix}/rank {rank}").add(when, value)
+                    self._series(f"{prefix}/r{rank}").add(minutes, value)
 
     # Derived values shown by the runs list and the monitor.
 

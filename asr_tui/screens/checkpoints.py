@@ -136,10 +136,15 @@ class CheckpointsScreen(Screen):
             table.move_cursor(row=min(row, len(self.checkpoints) - 1), animate=False)
 
     def selected(self) -> CheckpointInfo | None:
+        """The checkpoint under the cursor, by its row key (the table may be filtered or sorted)."""
         table = self.query_one("#ckpt-table", DataTable)
-        if not self.checkpoints or table.cursor_row < 0:
+        if not self.checkpoints or table.row_count == 0:
             return None
-        return self.checkpoints[min(table.cursor_row, len(self.checkpoints) - 1)]
+        try:
+            name = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - the cursor is outside the rows while the table is rebuilt
+            return None
+        return next((c for c in self.checkpoints if c.name == name), None)
 
     def _mark_nbest(self, notify: bool = True) -> None:
         count = int(self.train_conf.get("avg_nbest_model", 0) or 0)

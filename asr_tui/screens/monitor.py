@@ -24,7 +24,9 @@ from asr_tui.run_state import CRASHED, FAILED, RUNNING, learning_rates, loss_ter
 from asr_tui.runs_store import RunJsonError, process_alive, read_run_json, run_status
 from asr_tui.tailer import FollowUpdate, RunFollower
 from asr_tui.widgets.chart import MetricChart
+from asr_tui.widgets.health_line import HealthLine
 from asr_tui.widgets.rank_table import RankTable
+from asr_tui.widgets.resources import ResourcesGrid
 
 POLL_SECONDS = 1.0
 CHART_SECONDS = 2.0
@@ -107,6 +109,7 @@ class MonitorScreen(Screen):
         Binding("1", "tab('overview')", "Overview"),
         Binding("2", "tab('charts')", "Charts"),
         Binding("3", "tab('log')", "Log"),
+        Binding("4", "tab('resources')", "Resources"),
         Binding("m", "toggle_smoothing", "Smooth"),
         Binding("l", "toggle_log_scale", "Log y"),
     ]
@@ -128,6 +131,7 @@ class MonitorScreen(Screen):
         yield Header()
         yield Static(id="monitor-status")
         yield ProgressBar(id="monitor-progress", show_eta=False)
+        yield HealthLine(id="monitor-health")
         with TabbedContent(id="monitor-tabs", initial="overview"):
             with TabPane("Overview", id="overview"):
                 with Vertical():
@@ -143,6 +147,8 @@ class MonitorScreen(Screen):
                     yield MetricChart("lr", prefix="lr/", id="chart-lr")
             with TabPane("Log", id="log"):
                 yield Log(id="monitor-log", max_lines=1000)
+            with TabPane("Resources", id="resources"):
+                yield ResourcesGrid(id="resources-grid")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -200,6 +206,8 @@ class MonitorScreen(Screen):
         tab = self.query_one(TabbedContent).active
         if update.log_lines and tab == "log":
             self.query_one("#monitor-log", Log).write_lines(update.log_lines)
+        # Judged at every poll, news or not: a stall is the absence of news.
+        self.query_one(HealthLine).show(self.follower, running=status == RUNNING)
         if not changed:
             return
         self._show_status()
@@ -314,11 +322,12 @@ class MonitorScreen(Screen):
     def _draw_charts(self) -> None:
         if not self._charts_due or not self.is_current:
             return
-        if self.query_one(TabbedContent).active != "charts":
+        tab = self.query_one(TabbedContent).active
+        if tab not in ("charts", "resources"):
             return
         self._charts_due = False
         with self.follower.lock:  # the poll worker may be appending to the series
-            for chart in self.query(MetricChart):
+            for chart in self.query_one(f"#{tab}", TabPane).query(MetricChart):
                 chart.redraw(self.follower.state.series)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -327,7 +336,7 @@ class MonitorScreen(Screen):
             self._show_overview()
         elif tab == "log":
             self._show_log()
-        elif tab == "charts":
+        elif tab in ("charts", "resources"):
             self._charts_due = True
             self.call_after_refresh(self._draw_charts)
 

@@ -52,6 +52,8 @@ class MetricChart(Widget):
     DEFAULT_CSS = """
     MetricChart { height: 1fr; min-height: 6; }
     """
+    THEME = "dark"  # plotext theme; the compare chart registers one with known signal colours
+    NAMES_IN_TITLE = True  # too small for a legend box: series names go in the title
 
     def __init__(self, title: str, names: list[str] | None = None, prefix: str | None = None,
                  **kwargs) -> None:
@@ -97,7 +99,7 @@ class MetricChart(Widget):
         figure = plotext.figure
         figure.clear()
         figure.plot_size(width, height)
-        figure.theme("dark")
+        figure.theme(self.THEME)
         title = self.title + (" smoothed" if self.smoothing else "") + (" log" if self.log_scale else "")
         drawn = []
         for name, series in chosen:
@@ -109,6 +111,7 @@ class MetricChart(Widget):
                 kept = [(x, y) for x, y in zip(xs, ys) if y > 0]
                 xs, ys = [p[0] for p in kept], [p[1] for p in kept]
             if not xs:
+                self._skip_slot(figure)
                 continue
             if len(xs) == 1:  # a single point still shows as a dot
                 xs, ys = xs * 2, ys * 2
@@ -120,10 +123,13 @@ class MetricChart(Widget):
             figure.ruler("y").scale("log")
         if len(drawn) > 1 and height >= LEGEND_MIN_HEIGHT:
             self._place_legend(figure, drawn)
-        elif len(drawn) > 1:
+        elif len(drawn) > 1 and self.NAMES_IN_TITLE:
             title += ": " + " · ".join(name for name, *_ in drawn)
         figure.title(title)
         return figure.build().string()
+
+    def _skip_slot(self, figure) -> None:
+        """A series with nothing to draw; the compare chart keeps its colour slot here."""
 
     @staticmethod
     def _place_legend(figure, drawn) -> None:

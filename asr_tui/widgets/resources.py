@@ -1,0 +1,30 @@
+"""The monitor's Resources tab: per-rank memory and utilisation over time.
+
+The series come from the ``rss_mb``, ``cpu_percent``, ``gpu_memory_used_mb`` and ``gpu_util``
+fields the engine adds to each rank's row (docs/contracts.md); ``RunState`` keeps one bounded
+series per rank and figure, against minutes since the first train event. A figure the run does
+not have (no GPU) says so in its chart.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Grid
+
+from asr_tui.widgets.chart import MetricChart
+
+# (chart id, title, series prefix in RunState.series)
+RESOURCE_CHARTS = (("res-rss", "RSS MiB", "rss/"), ("res-cpu", "CPU %", "cpu/"),
+                   ("res-gpumem", "GPU memory MiB", "gpumem/"), ("res-gpuutil", "GPU util %", "gpuutil/"))
+
+
+class ResourcesGrid(Grid):
+    """Four charts, one series per rank each (r0, r1, ...); x is minutes since the first train event."""
+
+    DEFAULT_CSS = """
+    ResourcesGrid { grid-size: 2; grid-gutter: 0 1; height: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        for chart_id, title, prefix in RESOURCE_CHARTS:
+            yield MetricChart(title, prefix=prefix, id=chart_id)
