@@ -149,3 +149,21 @@ def test_runs_list_summary_carries_the_findings(tmp_path):
     [summary] = RunsStore(tmp_path).scan()
     assert [f.kind for f in summary.health] == ["data_loading"]
     assert summary.health[0].rank == 1
+
+
+def test_a_sampled_attach_judges_the_last_consecutive_train_events(tmp_path, monkeypatch):
+    from asr_tui import tailer
+    from asr_tui.run_state import RunState
+
+    run = RunFactory(tmp_path / "big", steps_per_epoch=3000, max_epoch=1)
+    run.start()
+    run.train(3000, log_interval=1, valid_every=500, checkpoint_every=1000)
+    run.close()
+    full = RunState(max_points=200)
+    tailer.scan_history(run.run_dir / "events.jsonl", full)
+    monkeypatch.setattr(tailer, "FULL_PARSE_BYTES", 1024)
+    sampled = RunState(max_points=200)
+    scan = tailer.scan_history(run.run_dir / "events.jsonl", sampled, train_samples=100)
+    assert scan.sampled_train < 150
+    assert [e["step"] for e in sampled.health.train] == [e["step"] for e in full.health.train] \
+        == list(range(2985, 3001))
