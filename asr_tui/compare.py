@@ -22,6 +22,9 @@ from asr_tui.presets_store import MISSING
 from asr_tui.run_state import RunState, global_step, main_loss, number
 from asr_tui.runs_store import RunJsonError, process_alive, read_run_json, run_status
 from asr_tui.tailer import scan_history
+
+# Train events sampled from a big log: two points per braille cell of a 250-column chart.
+COMPARE_TRAIN_SAMPLES = 500
 from engine.config import DEFAULTS, deep_merge, flatten
 
 STEP, TIME = "step", "time"
@@ -58,6 +61,9 @@ class TimedRunState(RunState):
             self.best["valid_acc"] = (acc, step)
         if loss is not None and ("valid_loss" not in self.best or loss < self.best["valid_loss"][0]):
             self.best["valid_loss"] = (loss, step)
+
+    def _add_resources(self, when: float, ranks: list) -> None:
+        """Compare draws no per-rank resources: not kept."""
 
     def _add_point(self, name: str, step: int | None, value: float | None) -> None:
         super()._add_point(name, step, value)
@@ -144,7 +150,7 @@ def read_config(run_dir: Path, state: RunState, problems: list[str]) -> tuple[di
 def load_run(run_dir: Path, label: str | None = None, max_points: int = 1000) -> ComparedRun:
     run_dir = Path(run_dir)
     state = TimedRunState(max_points=max_points)
-    scan = scan_history(run_dir / "events.jsonl", state)
+    scan = scan_history(run_dir / "events.jsonl", state, train_samples=COMPARE_TRAIN_SAMPLES)
     run = ComparedRun(run_dir=run_dir, label=label or run_dir.name, state=state, bad_lines=scan.bad_lines)
     try:
         record = read_run_json(run_dir)

@@ -18,7 +18,6 @@ Rules (docs/console.md, "Health"):
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -52,6 +51,13 @@ class Finding:
     @property
     def short(self) -> str:
         return SHORT.get(self.kind, self.kind)
+
+
+def median(values) -> float:
+    """The median (statistics.median, written here: importing statistics slows the console's start)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _number(value) -> float | None:
@@ -106,19 +112,19 @@ class HealthTracker:
     def median_interval(self) -> float | None:
         times = self._times()
         gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
-        return statistics.median(gaps) if len(gaps) >= MIN_INTERVALS else None
+        return median(gaps) if len(gaps) >= MIN_INTERVALS else None
 
     def _stalled(self, now: float | None, alive: bool | None) -> Finding | None:
         if not alive or self.ended or now is None:
             return None
-        median, times = self.median_interval(), self._times()
-        if median is None or not times:
+        typical, times = self.median_interval(), self._times()
+        if typical is None or not times:
             return None
         silent = now - times[-1]
-        if silent <= max(STALL_FACTOR * median, STALL_MIN_S):
+        if silent <= max(STALL_FACTOR * typical, STALL_MIN_S):
             return None
         return Finding("stalled", None, f"stalled: no train event for {_seconds(silent)} on any rank, "
-                                        f"{silent / median:.0f}x the median interval ({_seconds(median)})")
+                                        f"{silent / typical:.0f}x the median interval ({_seconds(typical)})")
 
     def _nonfinite(self) -> Finding | None:
         hit = [e for e in self.train if isinstance(e.get("nonfinite"), list) and e["nonfinite"]]
@@ -216,14 +222,14 @@ class HealthTracker:
         means = self._rank_means(lambda row: _number(row.get("forward_s")))
         if len(means) < 2:
             return None
-        median = statistics.median(means.values())
+        typical = median(means.values())
         slowest = max(means, key=means.get)
         value = means[slowest]
-        if value < SLOW_RANK_FACTOR * median or value - median < SLOW_RANK_MIN_S:
+        if value < SLOW_RANK_FACTOR * typical or value - typical < SLOW_RANK_MIN_S:
             return None
-        ratio = f"{value / median:.1f}x" if median > 0 else "far above"
+        ratio = f"{value / typical:.1f}x" if typical > 0 else "far above"
         return Finding("slow_rank", slowest, f"rank {slowest} is slow: forward {_seconds(value)} "
-                                             f"per update, {ratio} the median rank ({_seconds(median)})")
+                                             f"per update, {ratio} the median rank ({_seconds(typical)})")
 
 
 def marker(findings: list[Finding]) -> str:

@@ -12,7 +12,7 @@ import re
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 
@@ -28,35 +28,6 @@ def sort_key(cell) -> tuple:
     if match:
         return (0, float(match.group()), text.lower())
     return (1 if text not in ("", "-") else 2, 0.0, text.lower())
-
-
-class TableFilter(Input):
-    """The filter line under a RowTable: typing filters, Enter keeps it, Esc clears it."""
-
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
-
-    DEFAULT_CSS = """
-    TableFilter { height: 1; border: none; padding: 0 1; background: $boost; }
-    """
-
-    def __init__(self, table: RowTable) -> None:
-        super().__init__(placeholder="filter rows (Enter keeps it, Esc clears it)")
-        self.table = table
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.table.set_filter(event.value)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        if not event.value:
-            self.remove()
-        self.table.focus()
-
-    def action_clear_filter(self) -> None:
-        self.table.set_filter("")
-        self.table.focus()
-        self.remove()
 
 
 class RowTable(DataTable):
@@ -161,6 +132,8 @@ class RowTable(DataTable):
             self.move_cursor(row=self.get_row_index(selected), animate=False)
 
     def action_filter(self) -> None:
+        from asr_tui.widgets.table_filter import TableFilter  # Input is not needed at start
+
         for found in self.screen.query(TableFilter):
             if found.table is self:
                 found.focus()
