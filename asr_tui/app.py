@@ -93,6 +93,7 @@ class AsrTuiApp(App):
             return
         app_keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS]
         app_keys.append(("ctrl+p", "Command palette: every action by name"))
+        app_keys.append(("/  o  O", "In a table: filter rows, sort by the next column, reverse the order"))
         self.push_screen(HelpScreen(self.screen, app_keys))
 
     def action_runs(self) -> None:
