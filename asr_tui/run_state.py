@@ -157,6 +157,7 @@ class RunState:
     series: dict[str, Series] = field(default_factory=dict)
     health: HealthTracker = field(default_factory=HealthTracker)
     resource_origin: float | None = None
+    _resource_series: dict = field(default_factory=dict, repr=False)
 
     def _series(self, name: str) -> Series:
         found = self.series.get(name)
@@ -217,18 +218,26 @@ class RunState:
             del self.rate_window[:-50]
 
     def _add_resources(self, when: float, ranks: list) -> None:
-        """Per-rank resource series against minutes since the first train event (Resources tab)."""
+        """Per-rank resource series against minutes since the first train event (Resources tab).
+
+        Runs for every train event of every rank (8 ranks at 200 events/s when following), so
+        the series are looked up once per (rank, field) and kept in ``_resource_series``.
+        """
         if self.resource_origin is None:
             self.resource_origin = when
         minutes = (when - self.resource_origin) / 60.0
+        found = self._resource_series
         for index, row in enumerate(ranks):
             if not isinstance(row, dict):
                 continue
             rank = row.get("rank", index)
             for key, prefix in RESOURCE_SERIES:
-                value = number(row, key)
-                if value is not None:
-                    self._series(f"{prefix}/r{rank}").add(minutes, value)
+                value = row.get(key)
+                if value.__class__ is float or value.__class__ is int:
+                    series = found.get((rank, key))
+                    if series is None:
+                        series = found[(rank, key)] = self._series(f"{prefix}/r{rank}")
+                    series.add(minutes, value)
 
     # Derived values shown by the runs list and the monitor.
 
