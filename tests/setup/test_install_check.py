@@ -1,28 +1,11 @@
 """The install check that scripts/setup.sh runs before anything uses torch, and the demo
 corpus's worker pool when torchaudio cannot load (a torch/torchaudio ABI mismatch)."""
 
-import os
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from engine.utils.install_check import check_install, pinned_versions
-
-ROOT = Path(__file__).resolve().parents[2]
-ABI_ERROR = "/venv/torchaudio/lib/libtorchaudio.so: undefined symbol: torch_exception_get_what_without_backtrace"
-
-
-@pytest.fixture
-def broken_torchaudio(tmp_path):
-    """An environment whose torchaudio fails to load as a mismatched build does (OSError at import)."""
-    package = tmp_path / "shadow" / "torchaudio"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(f"raise OSError({ABI_ERROR!r})\n")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "shadow"), str(ROOT), env.get("PYTHONPATH", "")])
-    return env
+from tests.setup.conftest import ABI_ERROR
 
 
 def test_the_installed_pair_passes_and_is_the_pinned_one():
