@@ -327,7 +327,9 @@ class CheckpointsScreen(Screen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "worst-table":
-            self._show_utterance(event.cursor_row)
+            # by row key (the index in result.worst): the table may be filtered or sorted
+            key = event.row_key.value if event.row_key is not None else None
+            self._show_utterance(int(key) if key is not None and key.isdigit() else -1)
 
     def _show_utterance(self, index: int) -> None:
         """Reference and hypothesis in full: the table cuts them at 80 columns."""

@@ -161,6 +161,7 @@ async def test_resume_key_posts_resume_for_selected(tmp_path):
 
     class Recording(AsrTuiApp):
         def on_resume_requested(self, message: ResumeRequested) -> None:
+            message.prevent_default()  # record only: AsrTuiApp's own handler would launch the resume
             posted.append(message)
 
     app = Recording(runs_root=tmp_path)
