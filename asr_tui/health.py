@@ -123,8 +123,8 @@ class HealthTracker:
         silent = now - times[-1]
         if silent <= max(STALL_FACTOR * typical, STALL_MIN_S):
             return None
-        return Finding("stalled", None, f"stalled: no train event for {_seconds(silent)} on any rank, "
-                                        f"{silent / typical:.0f}x the median interval ({_seconds(typical)})")
+        return Finding("stalled", None, f"stalled: no train event for {_seconds(silent)} (all ranks), "
+                                        f"{silent / typical:.0f}x the median interval {_seconds(typical)}")
 
     def _nonfinite(self) -> Finding | None:
         hit = [e for e in self.train if isinstance(e.get("nonfinite"), list) and e["nonfinite"]]

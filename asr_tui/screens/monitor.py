@@ -327,6 +327,8 @@ class MonitorScreen(Screen):
             return
         self._charts_due = False
         with self.follower.lock:  # the poll worker may be appending to the series
+            if tab == "resources":
+                self.query_one(ResourcesGrid).show_present(self.follower.state.series)
             for chart in self.query_one(f"#{tab}", TabPane).query(MetricChart):
                 chart.redraw(self.follower.state.series)
 

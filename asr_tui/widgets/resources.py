@@ -28,3 +28,11 @@ class ResourcesGrid(Grid):
     def compose(self) -> ComposeResult:
         for chart_id, title, prefix in RESOURCE_CHARTS:
             yield MetricChart(title, prefix=prefix, id=chart_id)
+
+    def show_present(self, series: dict) -> None:
+        """Hide the GPU charts of a run without GPU figures: the CPU ones get the whole tab."""
+        for chart in self.query(MetricChart):
+            if chart.prefix.startswith("gpu"):
+                present = any(name.startswith(chart.prefix) for name in series)
+                if chart.display != present:
+                    chart.display = present

@@ -43,7 +43,7 @@ class RowTable(DataTable):
         Binding("home", "scroll_top", "First row", show=False),
         Binding("end", "scroll_bottom", "Last row", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("o", "sort_next", "Sort"),
+        Binding("o", "sort_next", "Sort", show=False),  # the footer is full at 80 columns: help lists it
         Binding("O", "sort_reverse", "Reverse sort", show=False),
     ]
 

@@ -61,7 +61,7 @@ def test_stalled_names_the_silence_and_the_median_interval(log):
     assert tracker.findings(now=last + 9.9, alive=True) == []  # under 5x the 2 s median
     stalled = tracker.findings(now=last + 60, alive=True)
     assert [f.kind for f in stalled] == ["stalled"]
-    assert "no train event for 60.0 s" in stalled[0].message and "30x the median interval (2.0 s)" in stalled[0].message
+    assert stalled[0].message == "stalled: no train event for 60.0 s (all ranks), 30x the median interval 2.0 s"
     assert tracker.findings(now=last + 60, alive=False) == []  # a dead job is crashed, not stalled
     writer.write("end", status="finished", reason="")
     assert tracker_of(path).findings(now=last + 60, alive=True) == []
