@@ -30,6 +30,12 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+def short_value(value, width: int = 40) -> str:
+    """A diff cell: the value's repr (``(absent)`` for a missing key), cut to ``width``."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 class PresetError(ValueError):
     """A preset that cannot be read, parsed or validated; the message names the file and key."""
 

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from asr_tui.compare import STEP, TIME, ComparedRun, best_rows, config_diff, load_runs
-from asr_tui.presets_store import MISSING
+from asr_tui.presets_store import short_value
 from asr_tui.run_state import Series
 from asr_tui.widgets.compare_chart import CompareChart, run_style
 from asr_tui.widgets.row_table import RowTable
@@ -31,13 +31,6 @@ from asr_tui.widgets.row_table import RowTable
 CHARTS = (("cmp-loss", "train loss", "train/loss"), ("cmp-acc", "train acc", "train/acc"),
           ("cmp-lr", "lr", "lr"), ("cmp-valid", "valid", "valid"))
 BEST_COLUMNS = ("run", "status", "steps", "train loss", "best v.acc", "best v.loss", "best CER", "decode")
-
-
-def _cell(value) -> str:
-    if value is MISSING:
-        return "(absent)"
-    text = repr(value) if not isinstance(value, str) else value
-    return text if len(text) <= 28 else text[:27] + "…"
 
 
 class CompareScreen(Screen):
@@ -146,7 +139,7 @@ class CompareScreen(Screen):
         for index, run in enumerate(self.runs):
             table.add_column(Text(run.label, style=run_style(index)), key=f"run{index}")
         for key, values in rows:
-            table.add_row(key, *(_cell(v) for v in values), key=key)
+            table.add_row(key, *(short_value(v, 28) for v in values), key=key)
         missing = [run.label for run in self.runs if not run.config]
         title = f"{len(rows)} config key(s) differ (output_dir left out)"
         if missing:

@@ -2,13 +2,11 @@
 
 from textual.app import App
 
-from asr_tui.app import AsrTuiApp
-from asr_tui.messages import ResumeRequested
 from asr_tui.widgets.rank_table import RankTable
 from asr_tui.widgets.row_table import sort_key
 from tests.tui.pilot import wait_for
 from tests.tui.runfactory import finished_run, train_event
-from tests.tui.test_checkpoints_screen import open_checkpoints
+from tests.tui.test_checkpoints_screen import ResumeRecorder, open_checkpoints
 
 
 def names(table, column=0):
@@ -22,14 +20,8 @@ def test_sort_key_orders_numbers_by_value_then_text():
 
 async def test_sorted_and_filtered_checkpoints_act_on_the_row_under_the_cursor(tmp_path):
     run = finished_run(tmp_path)
-    posted = []
-
-    class Recording(AsrTuiApp):
-        def on_resume_requested(self, message: ResumeRequested) -> None:
-            message.prevent_default()  # record only: AsrTuiApp's own handler would launch the resume
-            posted.append(message)
-
-    app = Recording(runs_root=tmp_path)
+    app = ResumeRecorder(runs_root=tmp_path)
+    posted = app.posted
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_checkpoints(pilot, app, run.run_dir)
         table = screen.query_one("#ckpt-table")
