@@ -79,6 +79,7 @@ class RunsScreen(Screen):
         self.marked: list[str] = []  # run directories marked for Compare, in marking order
         self._rows: list[tuple] = []
         self._marks_shown: list[str] = []
+        self._preloaded = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -107,12 +108,21 @@ class RunsScreen(Screen):
         if self.is_current:
             self._scan()
 
+    @work(thread=True, group="runs-preload")
+    def _preload_plotext(self) -> None:
+        """plotext takes about 0.25 s to import: done once the list is shown, so the monitor's
+        and Compare's first charts do not wait for it."""
+        import plotext  # noqa: F401
+
     @work(thread=True, exclusive=True, group="runs-scan")
     def _scan(self) -> None:
         summaries = self.store.scan()
         self.app.call_from_thread(self._show, summaries)
 
     def _show(self, summaries: list[RunSummary]) -> None:
+        if not self._preloaded:
+            self._preloaded = True
+            self._preload_plotext()
         self.summaries = {str(s.run_dir): s for s in summaries}
         self.marked = [key for key in self.marked if key in self.summaries]
         rows = [self._row(summary) for summary in summaries]
