@@ -51,6 +51,19 @@ def test_load_runs_reads_curves_best_figures_decodes_and_config(tmp_path):
     assert "output_dir" not in diff
 
 
+def test_running_runs_and_runs_started_from_a_script_compare_too(tmp_path):
+    live, _ = live_run(tmp_path, name="live")
+    script = RunFactory(tmp_path / "script")  # a script's run: events.jsonl and config.yaml, no run.json
+    script.start()
+    script.train(50)
+    script.close()
+    live_run_, script_run = load_runs([live.run_dir, script.run_dir])
+    assert live_run_.status == "running" and live_run_.state.step == 60
+    assert script_run.status == "running" and script_run.problems == []  # its log moved in the last 10 min
+    assert script_run.state.best["valid_acc"][1] == 50
+    live.close()
+
+
 def test_config_diff_of_three_with_a_missing_key():
     rows = config_diff([{"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}}, {"a": 1, "b": {"c": 2, "d": 0}}])
     assert rows == [("b.c", [2, 3, 2]), ("b.d", [MISSING, MISSING, 0])]
