@@ -161,7 +161,7 @@ class MonitorScreen(Screen):
         # share the GIL and both take longer.
         self.call_after_refresh(self._request_poll)
         self.set_interval(POLL_SECONDS, self._request_poll)
-        self.set_interval(CHART_SECONDS, self._draw_charts)
+        self.set_interval(CHART_SECONDS, self._chart_tick)
 
     @work(thread=True, group="monitor-preload")
     def _preload_plotext(self) -> None:
@@ -319,12 +319,17 @@ class MonitorScreen(Screen):
         self._set_text("#monitor-error", text)
         panel.display = True
 
-    def _draw_charts(self) -> None:
+    def _chart_tick(self) -> None:
+        self._draw_charts(tick=True)
+
+    def _draw_charts(self, tick: bool = False) -> None:
         if not self._charts_due or not self.is_current:
             return
         tab = self.query_one(TabbedContent).active
         if tab not in ("charts", "resources"):
             return
+        if tick and tab == "resources" and not self.query_one(ResourcesGrid).due():
+            return  # resource figures change slowly: redrawn less often than the metrics
         self._charts_due = False
         with self.follower.lock:  # the poll worker may be appending to the series
             if tab == "resources":

@@ -8,12 +8,19 @@ not have (no GPU) says so in its chart.
 
 from __future__ import annotations
 
+import time
+
 from textual.app import ComposeResult
 from textual.containers import Grid
 
 from asr_tui.widgets.chart import MetricChart
 
 # (chart id, title, series prefix in RunState.series)
+# Redrawn at most this often while following (a tab switch, resize or toggle redraws at once):
+# the figures change slowly, and four charts of eight ranks cost as much to draw as the rest of
+# the monitor's following.
+REDRAW_SECONDS = 10.0
+
 RESOURCE_CHARTS = (("res-rss", "RSS MiB", "rss/"), ("res-cpu", "CPU %", "cpu/"),
                    ("res-gpumem", "GPU memory MiB", "gpumem/"), ("res-gpuutil", "GPU util %", "gpuutil/"))
 
@@ -28,6 +35,16 @@ class ResourcesGrid(Grid):
     def compose(self) -> ComposeResult:
         for chart_id, title, prefix in RESOURCE_CHARTS:
             yield MetricChart(title, prefix=prefix, id=chart_id)
+
+    _last_draw = 0.0
+
+    def due(self) -> bool:
+        """Whether the periodic redraw may run now (and, if so, it counts as done)."""
+        now = time.monotonic()
+        if now - self._last_draw < REDRAW_SECONDS:
+            return False
+        self._last_draw = now
+        return True
 
     def show_present(self, series: dict) -> None:
         """Hide the GPU charts of a run without GPU figures: the CPU ones get the whole tab."""
