@@ -207,7 +207,8 @@ class MonitorScreen(Screen):
         if update.log_lines and tab == "log":
             self.query_one("#monitor-log", Log).write_lines(update.log_lines)
         # Judged at every poll, news or not: a stall is the absence of news.
-        self.query_one(HealthLine).show(self.follower, running=status == RUNNING)
+        for line in self.query(HealthLine):  # none while the screen is being taken down
+            line.show(self.follower, running=status == RUNNING)
         if not changed:
             return
         self._show_status()
@@ -323,18 +324,26 @@ class MonitorScreen(Screen):
         self._draw_charts(tick=True)
 
     def _draw_charts(self, tick: bool = False) -> None:
-        if not self._charts_due or not self.is_current:
+        if not self.is_current:
             return
         tab = self.query_one(TabbedContent).active
         if tab not in ("charts", "resources"):
             return
-        if tick and tab == "resources" and not self.query_one(ResourcesGrid).due():
-            return  # resource figures change slowly: redrawn less often than the metrics
+        charts = [chart for chart in self.query_one(f"#{tab}", TabPane).query(MetricChart) if chart.display]
+        resized = any(chart.stale for chart in charts)  # its layout changed since it was drawn
+        if not (self._charts_due or resized):
+            return
+        if tab == "resources":
+            with self.follower.lock:
+                if self.query_one(ResourcesGrid).show_present(self.follower.state.series):
+                    return  # charts shown or hidden: the next tick draws the new layout
+            if tick and not resized and not self.query_one(ResourcesGrid).due():
+                return  # resource figures change slowly: redrawn less often than the metrics
+        if any(not chart.size.width for chart in charts):
+            return  # the tab is not laid out yet: the next tick draws it
         self._charts_due = False
         with self.follower.lock:  # the poll worker may be appending to the series
-            if tab == "resources":
-                self.query_one(ResourcesGrid).show_present(self.follower.state.series)
-            for chart in self.query_one(f"#{tab}", TabPane).query(MetricChart):
+            for chart in charts:
                 chart.redraw(self.follower.state.series)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:

@@ -54,6 +54,7 @@ class MetricChart(Widget):
     """
     THEME = "dark"  # plotext theme; the compare chart registers one with known signal colours
     NAMES_IN_TITLE = True  # too small for a legend box: series names go in the title
+    LEGEND_BOX = True  # a legend box where the chart is tall enough
 
     def __init__(self, title: str, names: list[str] | None = None, prefix: str | None = None,
                  **kwargs) -> None:
@@ -71,6 +72,12 @@ class MetricChart(Widget):
             return [(name.split("/", 1)[1], s) for name, s in sorted(series.items())
                     if name.startswith(self.prefix) and len(s)]
         return [(name, series[name]) for name in self.names if name in series and len(series[name])]
+
+    @property
+    def stale(self) -> bool:
+        """Drawn at another size than it has now (the layout around it changed)."""
+        size = self.content_size
+        return self._drawn_key is not None and self._drawn_key[:2] != (size.width, size.height)
 
     def redraw(self, series: dict[str, Series]) -> bool:
         """Draw again if data, size or toggles changed; returns whether it drew."""
@@ -121,7 +128,7 @@ class MetricChart(Widget):
             drawn.append((name, signal, xs, ys))
         if self.log_scale:
             figure.ruler("y").scale("log")
-        if len(drawn) > 1 and height >= LEGEND_MIN_HEIGHT:
+        if len(drawn) > 1 and self.LEGEND_BOX and height >= LEGEND_MIN_HEIGHT:
             self._place_legend(figure, drawn)
         elif len(drawn) > 1 and self.NAMES_IN_TITLE:
             title += ": " + " · ".join(name for name, *_ in drawn)

@@ -25,6 +25,13 @@ RESOURCE_CHARTS = (("res-rss", "RSS MiB", "rss/"), ("res-cpu", "CPU %", "cpu/"),
                    ("res-gpumem", "GPU memory MiB", "gpumem/"), ("res-gpuutil", "GPU util %", "gpuutil/"))
 
 
+class ResourceChart(MetricChart):
+    """One figure of every rank. Names go in the title: the curves are flat lines across the
+    whole width, which a legend box would hide."""
+
+    LEGEND_BOX = False
+
+
 class ResourcesGrid(Grid):
     """Four charts, one series per rank each (r0, r1, ...); x is minutes since the first train event."""
 
@@ -34,7 +41,7 @@ class ResourcesGrid(Grid):
 
     def compose(self) -> ComposeResult:
         for chart_id, title, prefix in RESOURCE_CHARTS:
-            yield MetricChart(title, prefix=prefix, id=chart_id)
+            yield ResourceChart(title, prefix=prefix, id=chart_id)
 
     _last_draw = 0.0
 
@@ -46,10 +53,14 @@ class ResourcesGrid(Grid):
         self._last_draw = now
         return True
 
-    def show_present(self, series: dict) -> None:
-        """Hide the GPU charts of a run without GPU figures: the CPU ones get the whole tab."""
+    def show_present(self, series: dict) -> bool:
+        """Hide the GPU charts of a run without GPU figures: the CPU ones get the whole tab.
+        Returns whether a chart was shown or hidden (the layout changes)."""
+        changed = False
         for chart in self.query(MetricChart):
             if chart.prefix.startswith("gpu"):
                 present = any(name.startswith(chart.prefix) for name in series)
                 if chart.display != present:
                     chart.display = present
+                    changed = True
+        return changed
