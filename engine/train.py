@@ -100,7 +100,7 @@ def train(config: dict, argv: list[str]) -> int:
                  start["epoch"], start["max_epoch"],
                  f", resumed from {start['resumed_from']}" if start["resumed_from"] else "")
         status = trainer.fit()
-        reason = trainer.stop_reason if status == "stopped" else f"trained {start['max_epoch']} epochs"
+        reason = trainer.stop_reason if status == "stopped" else trainer.end_reason
         end(status, reason)
         log.info("end: %s (%s)", status, reason)
         return 0

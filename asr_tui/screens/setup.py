@@ -488,7 +488,8 @@ class SetupScreen(Screen):
         optim_sches = self.config.get("optim_sches") or {}
         if optim_sches:
             accum = int(get_dotted(self.config, "train_conf.accum_grad", 1) or 1)
-            self.query_one(LrPreview).request(optim_sches, self._preview_steps or steps, accum)
+            self.query_one(LrPreview).request(optim_sches, self._preview_steps or steps, accum, config=self.config,
+                                              steps_given=bool(self._preview_steps))
 
     @on(LrPreview.Computed)
     def _preview_computed(self, event: LrPreview.Computed) -> None:
