@@ -1,7 +1,8 @@
-"""Check the data lists of the form with ``asr-data stats LIST --json`` and show what they hold.
+"""Check the data lists of the form with ``asr-data check LIST --json`` and show what they hold.
 
 The check runs the data engine's own CLI as a subprocess (reading a large list and probing its
-audio takes a while and imports torch; neither may block the console), one list kind at a time,
+audio takes a while; it may not block the console), one list kind at a time: it reads every
+audio header, which training no longer does at start, and writes its report beside the list,
 and shows utterances, hours, durations, what would be dropped and why (with the first problems'
 file, line and key), and the training list's duration histogram.
 """
@@ -42,8 +43,8 @@ def asr_data_command() -> list[str]:
 
 
 def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1) -> dict:
-    """``asr-data stats PATHS --json`` -> its JSON; raises RuntimeError with its stderr on failure."""
-    argv = asr_data_command() + ["stats", *paths, "--json"]
+    """``asr-data check PATHS --json`` -> its JSON; raises RuntimeError with its stderr on failure."""
+    argv = asr_data_command() + ["check", *paths, "--json"]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           start_new_session=True) as process:
         while True:
@@ -57,11 +58,11 @@ def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1) 
                     raise RuntimeError("check cancelled") from None
     if process.returncode != 0:
         lines = [line for line in err.strip().splitlines() if line.strip()]
-        raise RuntimeError(lines[-1] if lines else f"asr-data stats exited with {process.returncode}")
+        raise RuntimeError(lines[-1] if lines else f"asr-data check exited with {process.returncode}")
     try:
         return json.loads(out)
     except json.JSONDecodeError as exc:
-        raise RuntimeError(f"asr-data stats printed no JSON ({exc})") from None
+        raise RuntimeError(f"asr-data check printed no JSON ({exc})") from None
 
 
 def summary_line(label: str, stats: dict) -> Text:
@@ -136,7 +137,7 @@ class DataCheck(Vertical):
     """
 
     class Checked(Message):
-        """One list kind was checked: ``stats`` is the JSON of ``asr-data stats`` (None on failure)."""
+        """One list kind was checked: ``stats`` is the JSON of ``asr-data check`` (None on failure)."""
 
         def __init__(self, list_key: str, stats: dict | None, error: str | None) -> None:
             super().__init__()

@@ -20,6 +20,7 @@ This module does not import torch: the console's lr preview batches a list throu
 from __future__ import annotations
 
 import os
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
@@ -214,24 +215,22 @@ class ListIndex:
             pass
 
 
-def _lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """(line number, byte offset, bytes without the newline) of every line, read in large blocks."""
-    number, offset, rest = 0, 0, b""
+def _blocks(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, block) of the file in blocks of about READ_BLOCK bytes that end at a line end."""
+    offset, rest = 0, b""
     with open(path, "rb", buffering=0) as handle:
         while True:
             block = handle.read(READ_BLOCK)
             if not block:
                 break
             data = rest + block if rest else block
-            start = 0
-            for raw in data.split(b"\n")[:-1]:
-                number += 1
-                yield number, offset + start, raw
-                start += len(raw) + 1
-            rest = data[start:]
-            offset += start
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield offset, data[:cut]
+                offset += cut
+            rest = data[cut:]
     if rest:
-        yield number + 1, offset, rest
+        yield offset, rest + b"\n"
 
 
 def index_list(path, *, strict: bool = False, check_audio: bool = False, fs: int = 16000,
@@ -253,75 +252,77 @@ def index_list(path, *, strict: bool = False, check_audio: bool = False, fs: int
             raise DataError(f"{where}: {reason}" + (f": {detail}" if detail else ""))
         report.drop(reason, str(path), line, key, detail)
 
-    offsets, lengths, numbers, source_lens, target_lens, hashes = [], [], [], [], [], []
+    # array.array holds raw machine integers: no Python int object per value while the list is read.
+    offsets, lengths, numbers, hashes = array("q"), array("q"), array("q"), array("q")
+    source_lens, target_lens = array("q"), array("q")
     unknown_len: list[int] = []  # positions (in the columns) of lines without source_len
     bar = _progress(path, progress)
-    for number, offset, raw in _lines(path):
-        if bar is not None and number % 100_000 == 0:
-            bar.update(100_000)
-        try:
-            line = _DECODE_LINE(raw)
-        except msgspec.ValidationError as error:  # (a subclass of DecodeError)
-            message = str(error)
-            if "missing required field" in message:
-                problem("missing_field", number, _loose_key(raw), message.replace("Object missing required field", "missing"))
-            else:
-                problem("malformed_json", number, detail="a line must be a JSON object")
-            continue
-        except msgspec.DecodeError as error:
-            if not raw.strip():
+    decode = _DECODE_LINE
+    number = 0  # lines before the block
+    for block_offset, block in _blocks(path):
+        raws = block.split(b"\n")[:-1]
+        ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+        kept: list[int] = []
+        # The per-line loop is the start-up cost of a large list: only cheap checks in it.
+        for j, raw in enumerate(raws):
+            try:
+                line = decode(raw)
+            except msgspec.DecodeError as error:
+                _decode_problem(problem, error, raw, number + j + 1)
                 continue
-            message = str(error)
-            if "UTF-8" in message:
-                problem("not_utf8", number, detail=message)
-            else:
-                problem("malformed_json", number, detail=message)
-            continue
-        key = line.key
-        if not isinstance(key, (str, int)) or isinstance(key, bool):
-            problem("bad_field", number, None, f"key must be text, got {key!r}")
-            continue
-        key = str(key)
-        target = line.target
-        if not isinstance(target, str):
-            problem("bad_field", number, key, f"target must be a string, got {type(target).__name__}")
-            continue
-        target = target.strip()
-        if not target:
-            problem("empty_text", number, key)
-            continue
-        source_len = -1
-        if line.source_len is not None:
-            source_len = _int_field(line.source_len)
-            if source_len is None:
-                problem("bad_field", number, key, f"source_len must be a number, got {line.source_len!r}")
+            key, target, source_len, target_len = line.key, line.target, line.source_len, line.target_len
+            if type(key) is not str:
+                if not isinstance(key, int) or isinstance(key, bool):
+                    problem("bad_field", number + j + 1, None, f"key must be text, got {key!r}")
+                    continue
+                key = str(key)
+            if type(target) is not str:
+                problem("bad_field", number + j + 1, key, f"target must be a string, got {type(target).__name__}")
                 continue
-        target_len = _int_field(line.target_len) if line.target_len is not None else None
-        if target_len is None:
-            target_len = target_len_of(target)
-        if source_len < 0:
-            unknown_len.append(len(offsets))
-        offsets.append(offset)
-        lengths.append(len(raw))
-        numbers.append(number)
-        source_lens.append(source_len)
-        target_lens.append(target_len)
-        hashes.append(hash(key))
+            if not target or target.isspace():
+                problem("empty_text", number + j + 1, key)
+                continue
+            if type(source_len) is not int:
+                if source_len is None:
+                    unknown_len.append(len(source_lens))
+                    source_len = -1
+                else:
+                    source_len = _int_field(source_len)
+                    if source_len is None:
+                        problem("bad_field", number + j + 1, key, f"source_len must be a number, got {line.source_len!r}")
+                        continue
+            if type(target_len) is not int:
+                target_len = _int_field(target_len) if target_len is not None else None
+                if target_len is None:
+                    target_len = target_len_of(target.strip())
+            kept.append(j)
+            source_lens.append(source_len)
+            target_lens.append(target_len)
+            hashes.append(hash(key))
+        if kept:
+            kept_at = np.asarray(kept, dtype=np.int64)
+            line_ends = ends[kept_at]
+            line_starts = np.where(kept_at > 0, ends[np.maximum(kept_at - 1, 0)] + 1, 0)
+            offsets.frombytes((line_starts + block_offset).astype(np.int64).tobytes())
+            lengths.frombytes((line_ends - line_starts).astype(np.int64).tobytes())
+            numbers.frombytes((kept_at + number + 1).astype(np.int64).tobytes())
+        number += len(raws)
+        if bar is not None:
+            bar.update(len(raws))
     if bar is not None:
         bar.close()
 
     columns = {
         "list_id": np.zeros(len(offsets), dtype=np.int16),
-        "offset": np.array(offsets, dtype=np.int64),
-        "length": np.array(lengths, dtype=np.int32),
-        "line": np.array(numbers, dtype=np.int32),
-        "source_len": np.array(source_lens, dtype=np.int32),
-        "target_len": np.array(target_lens, dtype=np.int32),
+        "offset": np.frombuffer(offsets, dtype=np.int64),
+        "length": np.frombuffer(lengths, dtype=np.int64),
+        "line": np.frombuffer(numbers, dtype=np.int64),
+        "source_len": np.frombuffer(source_lens, dtype=np.int64),
+        "target_len": np.frombuffer(target_lens, dtype=np.int64),
     }
-    del offsets, lengths, numbers, source_lens, target_lens
     index = ListIndex([str(path)], columns)
     keep = np.ones(len(index), dtype=bool)
-    _drop_duplicates(index, np.array(hashes, dtype=np.int64), keep, problem)
+    _drop_duplicates(index, np.frombuffer(hashes, dtype=np.int64), keep, problem)
     del hashes
     to_probe = np.arange(len(index)) if check_audio else np.array(unknown_len, dtype=np.int64)
     to_probe = to_probe[keep[to_probe]] if len(to_probe) else to_probe
@@ -332,6 +333,18 @@ def index_list(path, *, strict: bool = False, check_audio: bool = False, fs: int
     report.utterances = len(index)
     report.seconds = index.seconds()
     return index, report
+
+
+def _decode_problem(problem, error: Exception, raw: bytes, number: int) -> None:
+    """The reason a line failed to decode (blank lines are no problem)."""
+    message = str(error)
+    if isinstance(error, msgspec.ValidationError):
+        if "missing required field" in message:
+            problem("missing_field", number, _loose_key(raw), message.replace("Object missing required field", "missing"))
+        else:
+            problem("malformed_json", number, detail="a line must be a JSON object")
+    elif raw.strip():
+        problem("not_utf8" if "UTF-8" in message else "malformed_json", number, detail=message)
 
 
 def _loose_key(raw: bytes) -> str | None:

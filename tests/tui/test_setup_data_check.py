@@ -1,4 +1,4 @@
-"""The data check runs the real ``asr-data stats --json`` on lists and reports what they hold."""
+"""The data check runs the real ``asr-data check --json`` on lists and reports what they hold."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class SetupHarness(App):
 
 @pytest.fixture
 def stats_calls(monkeypatch):
-    """``asr-data stats`` answered by a fake (the real CLI is tested by the data engine)."""
+    """``asr-data check`` answered by a fake (the real CLI is tested by the data engine)."""
     calls = []
 
     def fake_stats(paths, should_stop=lambda: False):
