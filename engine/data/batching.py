@@ -80,8 +80,12 @@ class BatchPlan:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
         if len(source_lengths) == 0:
             raise ValueError("BatchSampler: no utterances to batch")
-        self.source_lengths = np.asarray(source_lengths, dtype=np.int64)
-        self.target_lengths = np.asarray(target_lengths, dtype=np.int64)
+        # kept in the caller's integer type (a ListIndex's int32 columns are shared, not copied)
+        self.source_lengths = np.asarray(source_lengths)
+        self.target_lengths = np.asarray(target_lengths)
+        if self.source_lengths.dtype.kind not in "iu" or self.target_lengths.dtype.kind not in "iu":
+            self.source_lengths = self.source_lengths.astype(np.int64)
+            self.target_lengths = self.target_lengths.astype(np.int64)
         self.batch_type = batch_type
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -134,15 +138,17 @@ class BatchPlan:
             order = np.arange(count)
         buffer_of = np.arange(count) // self.buffer_size
         order = order[np.lexsort((lengths[order], buffer_of))]  # stable: sorted within each buffer
-        costs = self._costs(lengths)[order].tolist()
+        sorted_costs = self._costs(lengths)[order]
         starts: list[int] = []
-        # Greedy packing is sequential by nature; a plain loop over ints is the fast way in Python.
+        # Greedy packing is sequential by nature; a plain loop over ints is the fast way in Python
+        # (one buffer's costs at a time as Python ints, so no list of every utterance is made).
         batch_size = self.batch_size
         for buffer_start in range(0, count, self.buffer_size):
             buffer_end = min(buffer_start + self.buffer_size, count)
+            costs = sorted_costs[buffer_start:buffer_end].tolist()
             start, max_cost = buffer_start, 0
             for j in range(buffer_start, buffer_end):
-                cost = costs[j]
+                cost = costs[j - buffer_start]
                 if cost > max_cost:
                     if j > start and cost * (j - start + 1) > batch_size:
                         starts.append(start)
@@ -152,9 +158,10 @@ class BatchPlan:
                     starts.append(start)
                     start, max_cost = j, cost
             starts.append(start)
-        bounds = np.array(starts + [count], dtype=np.int64)
+        starts.append(count)
+        bounds = np.array(starts, dtype=np.int64)
         begin, end = bounds[:-1], bounds[1:]
-        begin, end = self._divisible(begin, end, np.asarray(costs, dtype=np.int64))
+        begin, end = self._divisible(begin, end, sorted_costs)
         groups = list(range(0, len(begin), self.world_size))
         if self.shuffle:
             random.Random(self.seed + epoch).shuffle(groups)
