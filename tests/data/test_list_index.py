@@ -123,3 +123,28 @@ def test_speed_perturb_is_checked_with_its_key():
 
     with pytest.raises(ConfigError, match=r"dataset_conf\.speed_perturb: must be null or a list"):
         validate_config({"train_data_set_list": ["a.jsonl"], "dataset_conf": {"speed_perturb": [0.9, 3]}})
+
+
+def test_the_loader_plays_each_utterance_at_its_drawn_speed(small_corpus, tokenizer):
+    import soundfile
+
+    torch.set_num_threads(1)
+    frontend = WavFrontend(dither=0.0)
+    conf = {"batch_type": "example", "batch_size": 8, "speed_perturb": [0.9, 1.0, 1.1]}
+    loader, sampler, _ = build_dataloader(small_corpus / "train.jsonl", conf, frontend, tokenizer, train=True, seed=2)
+    valid_loader, valid_sampler, _ = build_dataloader(small_corpus / "train.jsonl", conf, frontend, tokenizer,
+                                                      train=False)
+    assert valid_sampler.speed_factors == ()  # validation is never perturbed
+    sampler.set_epoch(1)
+    index = loader.dataset.index
+    speeds = set()
+    for virtual, batch in zip(sampler.batches(), loader):
+        for position, key, frames in zip(virtual, batch["keys"], batch["speech_lengths"].tolist()):
+            utterance, choice = split_virtual(position, len(index))
+            entry = index.entry(utterance)
+            assert entry["key"] == key
+            factor = conf["speed_perturb"][choice]
+            samples = soundfile.info(entry["source"]).frames
+            assert abs(frames - frontend.num_frames(int(samples / factor))) <= 1
+            speeds.add(factor)
+    assert speeds == {0.9, 1.0, 1.1}

@@ -47,11 +47,18 @@ class SetupHarness(App):
 
 @pytest.fixture
 def stats_calls(monkeypatch):
-    """``asr-data check`` answered by a fake (the real CLI is tested by the data engine)."""
-    calls = []
+    """``asr-data stats|check`` answered by a fake (the real CLI is tested by the data engine); the
+    paths of each call, and in ``calls.audio`` whether it read the audio headers (``check``)."""
 
-    def fake_stats(paths, should_stop=lambda: False):
+    class Calls(list):
+        audio: list
+
+    calls = Calls()
+    calls.audio = []
+
+    def fake_stats(paths, should_stop=lambda: False, audio=False):
         calls.append(list(paths))
+        calls.audio.append(audio)
         return {"utterances": 1000, "hours": 2.0, "seconds": 7200.0, "dropped": {"too_long": 3},
                 "num_dropped": 3, "duration_histogram": {"edges": [0, 5, 10], "counts": [600, 400]},
                 "problems": [{"reason": "too_long", "path": paths[0], "line": 7, "key": "u7", "detail": ""}]}
@@ -389,6 +396,11 @@ async def test_data_lists_are_checked_and_feed_the_step_estimate(workdir, stats_
         await screen.open_tab("optim")
         placeholder = screen.query_one("#preview-steps", FormField).query_one(Input).placeholder
         assert placeholder.startswith("300 ")  # 1000 utts / 10 per batch x 3 epochs
+        assert stats_calls.audio == [False, False]  # typing a list: the fast stats, lengths trusted
+        await screen.open_tab("data")
+        screen.query_one("#data-check-button").press()
+        await wait_for(pilot, lambda: len(stats_calls) == 4)
+        assert stats_calls.audio[2:] == [True, True]  # the button: every audio header, a report
 
 
 async def test_model_preset_copies_only_the_model(workdir, monkeypatch):
