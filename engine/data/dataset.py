@@ -25,6 +25,10 @@ TEXT_PAD = -1
 MAX_REPLACEMENT_TRIES = 1000
 
 
+class NoTokens(Exception):
+    """The text has no token of the tokenizer."""
+
+
 class AudioTextDataset(torch.utils.data.Dataset):
     """Item i: audio of entry i through the frontend (and SpecAugment in training), with its token ids.
 
@@ -52,7 +56,7 @@ class AudioTextDataset(torch.utils.data.Dataset):
             wave = perturb(wave, self.speed_factors[choice])
         token_ids = self.tokenizer.encode(entry["target"])
         if not token_ids:
-            raise ValueError("no_tokens")
+            raise NoTokens(f"no token of the tokenizer in {entry['target']!r}")
         feats = self.frontend(wave, training=self.train)
         if self.train and self.specaug is not None:
             feats = self.specaug(feats)
@@ -78,7 +82,7 @@ class AudioTextDataset(torch.utils.data.Dataset):
         """Item ``index``, or ``{"skipped": {...}}`` when it cannot be loaded."""
         try:
             return self._load(index)
-        except (AudioError, DataError, ValueError) as error:
+        except (AudioError, DataError, NoTokens) as error:
             return self._skipped(index, error)
 
     def __getitems__(self, indices: list[int]) -> list[dict]:

@@ -8,7 +8,7 @@ import torch
 
 from engine.data.dataset import AudioTextDataset, collate
 from engine.data.sampler import BatchSampler
-from engine.data.selection import DATASET_DEFAULTS, dataset_options, select_lists  # noqa: F401
+from engine.data.selection import dataset_options, select_lists
 
 # Validation lists up to this size are tokenised at start to count texts with <unk> tokens.
 MAX_UNK_COUNT = 200_000

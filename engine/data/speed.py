@@ -9,6 +9,7 @@ with it. This module imports neither numpy nor torch at load: engine.config chec
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 
 SPEED_RANGE = (0.5, 2.0)
 
@@ -29,11 +30,19 @@ def perturb(wave, factor: float):
     """``wave`` played ``factor`` times as fast: resampled by 1/factor, so it has ``len / factor`` samples.
 
     The ratio is taken as a small fraction (1.1 -> 11/10), which keeps the polyphase resampler's
-    kernel short (torchaudio's resample; its cost is what bench/data.py measures).
+    kernel short; the kernel is made once per factor and process (torchaudio's Resample).
     """
     if factor == 1.0:
         return wave
+    import torch
+
+    with torch.no_grad():
+        return _resampler(float(factor))(wave)
+
+
+@lru_cache(maxsize=16)
+def _resampler(factor: float):
     import torchaudio
 
     ratio = Fraction(factor).limit_denominator(100)
-    return torchaudio.functional.resample(wave, ratio.numerator, ratio.denominator)
+    return torchaudio.transforms.Resample(ratio.numerator, ratio.denominator)
