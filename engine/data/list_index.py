@@ -252,9 +252,10 @@ def index_list(path, *, strict: bool = False, check_audio: bool = False, fs: int
             raise DataError(f"{where}: {reason}" + (f": {detail}" if detail else ""))
         report.drop(reason, str(path), line, key, detail)
 
-    # array.array holds raw machine integers: no Python int object per value while the list is read.
-    offsets, lengths, numbers, hashes = array("q"), array("q"), array("q"), array("q")
-    source_lens, target_lens = array("q"), array("q")
+    # array.array holds raw machine integers: no Python int object per value while the list is read;
+    # the int32 ones become the index's columns without a copy.
+    offsets, hashes = array("q"), array("q")
+    lengths, numbers, source_lens, target_lens = array("i"), array("i"), array("i"), array("i")
     unknown_len: list[int] = []  # positions (in the columns) of lines without source_len
     bar = _progress(path, progress)
     decode = _DECODE_LINE
@@ -304,8 +305,8 @@ def index_list(path, *, strict: bool = False, check_audio: bool = False, fs: int
             line_ends = ends[kept_at]
             line_starts = np.where(kept_at > 0, ends[np.maximum(kept_at - 1, 0)] + 1, 0)
             offsets.frombytes((line_starts + block_offset).astype(np.int64).tobytes())
-            lengths.frombytes((line_ends - line_starts).astype(np.int64).tobytes())
-            numbers.frombytes((kept_at + number + 1).astype(np.int64).tobytes())
+            lengths.frombytes((line_ends - line_starts).astype(np.int32).tobytes())
+            numbers.frombytes((kept_at + number + 1).astype(np.int32).tobytes())
         number += len(raws)
         if bar is not None:
             bar.update(len(raws))
@@ -315,10 +316,10 @@ def index_list(path, *, strict: bool = False, check_audio: bool = False, fs: int
     columns = {
         "list_id": np.zeros(len(offsets), dtype=np.int16),
         "offset": np.frombuffer(offsets, dtype=np.int64),
-        "length": np.frombuffer(lengths, dtype=np.int64),
-        "line": np.frombuffer(numbers, dtype=np.int64),
-        "source_len": np.frombuffer(source_lens, dtype=np.int64),
-        "target_len": np.frombuffer(target_lens, dtype=np.int64),
+        "length": np.frombuffer(lengths, dtype=np.int32),
+        "line": np.frombuffer(numbers, dtype=np.int32),
+        "source_len": np.frombuffer(source_lens, dtype=np.int32),
+        "target_len": np.frombuffer(target_lens, dtype=np.int32),
     }
     index = ListIndex([str(path)], columns)
     keep = np.ones(len(index), dtype=bool)
