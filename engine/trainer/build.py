@@ -39,7 +39,8 @@ def build_loaders(config: dict, frontend: WavFrontend, tokenizer, dist_info):
         config["train_data_set_list"], config["dataset_conf"], frontend, tokenizer, train=True, seed=seed,
         specaug=specaug, **common)
     if not config["valid_data_set_list"]:
-        log.warning("no valid_data_set_list: no validation; keep-n-best and averaging use the latest checkpoints")
+        log.warning("no valid_data_set_list: no validation; keep-n-best and averaging use the latest checkpoints%s",
+                    "; train_conf.patience has nothing to count" if config["train_conf"].get("patience") else "")
         return train_loader, train_sampler, train_report, None, None
     valid_loader, _, valid_report = build_dataloader(
         config["valid_data_set_list"], config["dataset_conf"], frontend, tokenizer, train=False, seed=seed,
