@@ -33,8 +33,9 @@ from engine.data.report import DataReport
 REQUIRED_FIELDS = ("key", "source", "target")
 # Checking audio headers is I/O bound: threads overlap the disk waits.
 AUDIO_CHECK_THREADS = 8
-# Lines are read in blocks of this many bytes (a whole 1.5 GB list never sits in memory at once).
-READ_BLOCK = 1 << 24
+# Lines are read in blocks of this many bytes: a whole 1.5 GB list never sits in memory at once, and the
+# bytes objects of one block (freed into the allocator's arenas) stay a few MB.
+READ_BLOCK = 1 << 22
 
 
 class DataError(ValueError):
