@@ -92,8 +92,13 @@ class Launcher:
         try:
             record = read_run_json(run_dir)
         except RunJsonError:
-            return  # unreadable record: it will be replaced by the new launch
+            record = None  # unreadable record: it will be replaced by the new launch
         if not record or not process_alive(record):
+            from engine.trainer.run_lock import lock_holder  # torch-free
+
+            holder = lock_holder(run_dir)  # a job started from a shell, unknown to run.json
+            if holder is not None:
+                raise LaunchError(f"{run_dir}: a job is training there ({holder.describe()}); stop it first")
             return
         events, _, _ = read_tail_events(Path(run_dir) / "events.jsonl")
         if any(event.get("event") == "end" for event in events):

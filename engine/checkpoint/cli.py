@@ -107,8 +107,10 @@ def describe(entry: dict) -> str:
 
 
 def print_table(manager: CheckpointManager, chosen: list[dict]) -> None:
-    """Every checkpoint of the run, oldest first; '*' marks the ones averaged."""
+    """Every checkpoint of the run, oldest first; '*' marks the ones averaged, '!' missing files."""
     picked = {e["path"] for e in chosen}
+    for entry in manager.missing:
+        print(f"! {entry['path']:<24} {describe(entry)}  (file missing)")
     for entry in manager.entries():
         size = f"{entry['size'] / 2**20:.1f} MiB" if isinstance(entry.get("size"), int) else ""
         print(f"{'*' if entry['path'] in picked else ' '} {entry['path']:<24} {describe(entry)}  {size}")
@@ -134,11 +136,20 @@ def main(argv: list[str] | None = None) -> int:
         manager = CheckpointManager(
             run_dir, keep_nbest_models=int(settings.get("keep_nbest_models", 1)),
             avg_nbest_model=int(settings.get("avg_nbest_model", DEFAULT_NUM)),
-            metric=settings.get("metric", DEFAULT_METRIC))
+            metric=settings.get("metric", DEFAULT_METRIC), read_only=args.list)
+        for entry in manager.missing:
+            print(f"asr-average: {run_dir / entry['path']}: listed in {INDEX} ({describe(entry)}) but the file "
+                  f"is missing", file=sys.stderr)
+        if args.list:
+            try:
+                chosen, _ = choose(manager, args)
+            except (CheckpointError, ValueError):
+                chosen = []
+                print("(no checkpoint would be averaged)")
+            print_table(manager, chosen)
+            return 0
         chosen, how = choose(manager, args)
         print_table(manager, chosen)
-        if args.list:
-            return 0
         result = manager.average_entries(chosen, how, out_path=args.out, progress=True)
     except (CheckpointError, ValueError) as error:
         print(f"asr-average: error: {error}", file=sys.stderr)

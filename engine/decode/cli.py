@@ -3,13 +3,19 @@
 Writes into ``--output``: ``text`` (FunASR's "key hypothesis" lines), ``utt_scores.jsonl`` (per
 utterance: reference, hypothesis, S/D/I for characters and words) and ``summary.json`` (CER,
 WER, error counts, RTF, how the text was normalised and counted, the model and input used).
+Inputs without references are decoded and not scored. The folder appears whole or not at all:
+it is written under a temporary name and renamed. Exit status: 0 done, 1 a run-time failure
+(utterances that failed, a full disk: one line naming the path), 2 a bad model or input.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +28,7 @@ from engine.decode.recognizer import Recognizer
 from engine.decode.scoring import ErrorCounts, TextNormalizer, error_counts, scoring_conventions
 from engine.decode.search import MODES
 from engine.utils.dist import usable_cpus
-from engine.utils.fileio import atomic_write_text
+from engine.utils.fileio import atomic_write_text, current_umask
 
 NORMALIZE_STEPS = {"lowercase", "punctuation", "nfkc"}
 
@@ -57,7 +63,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=int, default=0, help="processes computing features")
     parser.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: every usable core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--allow-changed-assets", action="store_true",
+                        help="decode even though tokens.txt / am.mvn differ from the ones the checkpoint was trained with")
     return parser
+
+
+def write_output_dir(out: Path, files: dict[str, str]) -> None:
+    """Write ``files`` into ``out`` as a whole: a temporary folder beside it, then renamed.
+
+    A failure (a full disk) removes the temporary folder and leaves an earlier ``out`` as it was.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(20, "exists and is not a directory", str(out))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())
+        for name, text in files.items():
+            try:
+                atomic_write_text(tmp / name, text)
+            except OSError as error:  # named as the user knows it, not by the temporary folder
+                raise type(error)(error.errno, error.strerror, str(out / name)) from None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.rename(out, old / out.name)
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def score(entries: list[dict], hyps: dict[str, str], normalizer: TextNormalizer) -> tuple[list[dict], dict]:
@@ -89,16 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     torch.set_num_threads(args.num_threads or usable_cpus())
     try:
-        model, frontend, tokenizer, config = load_asr(args.model, device)
+        model, frontend, tokenizer, config = load_asr(args.model, device,
+                                                      allow_changed_assets=args.allow_changed_assets)
         entries, report = read_inputs(args.input, args.text, progress=not args.no_progress)
     except (ModelLoadError, DataError, FileNotFoundError, ValueError) as error:
         print(f"asr-decode: {error}", file=sys.stderr)
-        return 1
+        return 2
     if report.num_dropped or report.notes:
         print(report.format(), file=sys.stderr)
     if not entries:
-        print(f"asr-decode: {args.input}: nothing to decode", file=sys.stderr)
-        return 1
+        print(f"asr-decode: {args.input}: nothing to decode (every entry was dropped)", file=sys.stderr)
+        return 2
 
     started = time.time()
     recognition = Recognizer(model, frontend, tokenizer, device).recognize(
@@ -131,10 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         "failed": recognition.failed, "started": started,
     }
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "text", "".join(f"{r['key']} {r['text']}\n" for r in recognition.results))
-    atomic_write_text(out / "utt_scores.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    atomic_write_text(out / "summary.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    try:
+        write_output_dir(out, {
+            "text": "".join(f"{r['key']} {r['text']}\n" for r in recognition.results),
+            "utt_scores.jsonl": "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+            "summary.json": json.dumps(summary, ensure_ascii=False, indent=2) + "\n"})
+    except OSError as error:
+        print(f"asr-decode: {error.filename or out}: {error.strerror or error}; nothing written", file=sys.stderr)
+        return 1
 
     if scored:
         print(f"{args.mode}: CER {_number(chars.rate)} (S {chars.substitutions} D {chars.deletions} "

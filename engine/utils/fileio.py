@@ -1,7 +1,10 @@
 """Atomic file writes: readers (the console, a resuming job) never see a torn file.
 
 Each writer goes to a temporary file in the same directory, flushes and fsyncs it, then
-``os.replace``s it over the target, which is atomic on POSIX filesystems.
+``os.replace``s it over the target, which is atomic on POSIX filesystems. The file gets the mode
+an ordinary ``open`` would give it (the target's own mode, else 0666 less the umask), not
+mkstemp's 0600. A failure (a full disk, no permission) leaves the old file and raises an
+OSError that names the target.
 """
 
 from __future__ import annotations
@@ -25,6 +28,35 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux /proc; else the set-and-restore dance)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(target: Path) -> int:
+    """The mode ``open(target, "w")`` would leave: the existing file's, else 0666 less the umask."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def with_path(error: OSError, path: str | os.PathLike) -> OSError:
+    """``error`` naming ``path`` (a write to a file descriptor raises ENOSPC with no file name)."""
+    if error.filename is None and error.errno is not None:
+        return type(error)(error.errno, error.strerror, str(path))
+    return error
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
     target = Path(path)
@@ -32,15 +64,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), new_file_mode(target))
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(error, OSError) and error.filename is None:
+            raise with_path(error, target) from None
         raise
     _fsync_dir(target.parent)
 
