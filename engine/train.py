@@ -55,12 +55,12 @@ def one_line(exc: BaseException) -> str:
 
 def is_user_error(exc: BaseException) -> bool:
     """A bad config, list or checkpoint found while setting up (exit 2), not a failure at run time."""
+    from engine.checkpoint.storage import CheckpointError
     from engine.trainer.run_lock import RunLockedError
 
     if isinstance(exc, OSError):
         return False
-    return isinstance(exc, (ValueError, RunLockedError)) or type(exc).__name__ in ("CheckpointError",
-                                                                                    "AssetMismatchError")
+    return isinstance(exc, (ValueError, CheckpointError, RunLockedError))  # DataError, AssetMismatchError...
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,8 +219,9 @@ def _train(config: dict, argv: list[str], debug: bool) -> tuple[int, bool]:
         end("failed", errors.failure_reason() or f"rank {dist_info.rank}: {fields['message']}")
         user_error = not started and is_user_error(exc)
         if not debug:
-            print(f"asr-train: {'error' if user_error else 'failed'}: {one_line(exc)}"
-                  + ("" if user_error or not dist_info.is_main else f" (traceback in {run_dir / 'log.txt'})"),
+            where = (f" (traceback in {run_dir / 'log.txt'})" if started and dist_info.is_main
+                     else " (--debug shows the traceback)")
+            print(f"asr-train: {'error' if user_error else 'failed'}: {one_line(exc)}{'' if user_error else where}",
                   file=sys.stderr)
         return (2 if user_error else 1), started
     finally:

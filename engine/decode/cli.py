@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +25,7 @@ from engine.decode.recognizer import Recognizer
 from engine.decode.scoring import ErrorCounts, TextNormalizer, error_counts, scoring_conventions
 from engine.decode.search import MODES
 from engine.utils.dist import usable_cpus
-from engine.utils.fileio import atomic_write_text, current_umask
+from engine.utils.fileio import atomic_directory, atomic_write_text
 
 NORMALIZE_STEPS = {"lowercase", "punctuation", "nfkc"}
 
@@ -69,31 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def write_output_dir(out: Path, files: dict[str, str]) -> None:
-    """Write ``files`` into ``out`` as a whole: a temporary folder beside it, then renamed.
-
-    A failure (a full disk) removes the temporary folder and leaves an earlier ``out`` as it was.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(20, "exists and is not a directory", str(out))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        os.chmod(tmp, 0o777 & ~current_umask())
+    """Write ``files`` into ``out`` as a whole (engine.utils.fileio.atomic_directory)."""
+    with atomic_directory(out) as tmp:
         for name, text in files.items():
-            try:
-                atomic_write_text(tmp / name, text)
-            except OSError as error:  # named as the user knows it, not by the temporary folder
-                raise type(error)(error.errno, error.strerror, str(out / name)) from None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.rename(out, old / out.name)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            atomic_write_text(tmp / name, text)
 
 
 def score(entries: list[dict], hyps: dict[str, str], normalizer: TextNormalizer) -> tuple[list[dict], dict]:

@@ -25,7 +25,7 @@ from engine.data.frontend import WavFrontend
 from engine.data.tokenizer import BPE_FILE, TOKENS_FILE, load_tokenizer
 from engine.models import build_model
 from engine.models.subsampling import CONV_SHAPES
-from engine.utils.fileio import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from engine.utils.fileio import atomic_directory, atomic_torch_save, atomic_write_bytes, atomic_write_text
 
 CONFIG_FILE = "config.yaml"
 CMVN_FILE = "am.mvn"
@@ -228,18 +228,18 @@ def export_model_dir(run_dir_or_checkpoint, out_dir, checkpoint=None) -> Path:
     out_dir = Path(out_dir)
     if out_dir.resolve() == directory.resolve():
         raise ModelLoadError(f"{out_dir}: export directory must differ from the run directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_name = tokenizer_file(directory).name
     has_cmvn = frontend.cmvn_file is not None
     copies = [CONFIG_FILE, tokenizer_name] + ([CMVN_FILE] if has_cmvn else [])
-    for name in copies:
-        atomic_write_bytes(out_dir / name, (directory / name).read_bytes())
     _, meta = load_state_dict(source)
     assets = {ASSETS_KEY: meta[ASSETS_KEY]} if isinstance(meta.get(ASSETS_KEY), dict) else {}
-    atomic_torch_save({"model": model.state_dict(), "input_dim": frontend.output_dim,
-                       "vocab_size": tokenizer.vocab_size, "source": str(source.resolve()), **assets},
-                      out_dir / MODEL_FILE)
-    atomic_write_text(out_dir / CONFIGURATION_FILE,
-                      json.dumps(configuration_json(config, tokenizer_name, has_cmvn), indent=2) + "\n")
-    load_asr(out_dir)
+    with atomic_directory(out_dir) as tmp:  # the folder appears whole, checked, or not at all
+        for name in copies:
+            atomic_write_bytes(tmp / name, (directory / name).read_bytes())
+        atomic_torch_save({"model": model.state_dict(), "input_dim": frontend.output_dim,
+                           "vocab_size": tokenizer.vocab_size, "source": str(source.resolve()), **assets},
+                          tmp / MODEL_FILE)
+        atomic_write_text(tmp / CONFIGURATION_FILE,
+                          json.dumps(configuration_json(config, tokenizer_name, has_cmvn), indent=2) + "\n")
+        load_asr(tmp)
     return out_dir

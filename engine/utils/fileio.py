@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -78,6 +80,40 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             raise with_path(error, target) from None
         raise
     _fsync_dir(target.parent)
+
+
+@contextmanager
+def atomic_directory(out: str | os.PathLike):
+    """``with atomic_directory(out) as tmp:`` fill ``tmp``; on success it becomes ``out`` whole.
+
+    ``tmp`` is a folder beside ``out`` (same filesystem), made with the umask's mode. A new
+    ``out`` is ``tmp`` renamed; into an existing ``out`` each file is renamed over its namesake
+    once all are complete, and files of others there (the console's decode.log) stay. A failure
+    removes ``tmp`` and leaves ``out`` as it was; an OSError about a file in ``tmp`` names the file
+    as it would be in ``out``.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(20, "exists and is not a directory", str(out))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())
+        try:
+            yield tmp
+        except OSError as error:
+            if error.filename and str(error.filename).startswith(str(tmp)):
+                named = str(out) + str(error.filename)[len(str(tmp)):]
+                raise type(error)(error.errno, error.strerror, named) from None
+            raise
+        if out.exists():
+            for item in sorted(tmp.iterdir()):
+                os.replace(item, out / item.name)
+        else:
+            os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _fsync_dir(out.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -119,13 +119,15 @@ def test_decode_output_folder_respects_the_umask(tmp_path):
 
     previous = os.umask(0o027)
     try:
-        write_output_dir(tmp_path / "out", {"text": "a b\n"})
-        write_output_dir(tmp_path / "out", {"text": "c d\n"})  # replaces the earlier folder whole
+        write_output_dir(tmp_path / "out", {"text": "a b\n", "summary.json": "{}"})
+        (tmp_path / "out" / "decode.log").write_text("the console's log\n")
+        write_output_dir(tmp_path / "out", {"text": "c d\n"})  # replaces its own files, keeps others'
     finally:
         os.umask(previous)
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o750
     assert (tmp_path / "out" / "text").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "out" / "text").read_text() == "c d\n"
+    assert (tmp_path / "out" / "decode.log").read_text() == "the console's log\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
 
 
