@@ -57,13 +57,11 @@ class Launcher:
     def launch(self, config: dict, extra_args: list[str] | None = None) -> Path:
         """Validate ``config``, write RUN/config.yaml and start the job; returns the run directory.
 
-        The whole check of ``asr-train --check`` runs first, the optimiser part of it importing
-        torch: the app calls this from its launch worker, never at start."""
-        from engine.trainer.preflight import check_paths
-
+        The config check of ``asr-train --check`` runs first, its optimiser part importing torch:
+        the app calls this from its launch worker, never at start. The paths (lists, output_dir)
+        are the job's to check, in its own working directory, before it writes anything."""
         try:
             config = validate_config(config, "<setup form>", deep=True)
-            check_paths(config)
         except ConfigError as exc:
             raise LaunchError(str(exc)) from None
         run_dir = self.run_dir_of(config)
