@@ -157,6 +157,15 @@ def decode_reordered_tokens(ctx: Ctx, *extra) -> list:
     return decode(ctx, *extra)
 
 
+def decode_other_cmvn(ctx: Ctx) -> list:
+    """Statistics of other data written over am.mvn (the writer the engine uses): same shape, other numbers."""
+    from engine.data.frontend import read_am_mvn, write_am_mvn
+
+    means, stds = read_am_mvn(ctx.run / "am.mvn")
+    write_am_mvn(ctx.run / "am.mvn", means + 1.0, stds * 2.0)
+    return decode(ctx)
+
+
 def resume_reordered_tokens(ctx: Ctx) -> list:
     reordered_tokens(ctx)
     return resume(ctx)
@@ -355,6 +364,10 @@ CASES = [
          then=no_folder("decoded"), needs_run=True),
     Case("decode_reordered_tokens_allowed", "asr-decode",
          lambda c: decode_reordered_tokens(c, "--allow-changed-assets"), 0, "", then=decoded, needs_run=True),
+    Case("decode_other_cmvn", "asr-decode", decode_other_cmvn, 2,
+         r"^asr-decode: the CMVN .*am\.mvn \(sha256 [0-9a-f]{12}\) is not the one .*model\.pt\.avg1 was trained "
+         r"with \(am\.mvn, sha256 [0-9a-f]{12}\); pass --allow-changed-assets", then=no_folder("decoded"),
+         needs_run=True),
     Case("resume_reordered_tokens", "asr-train", resume_reordered_tokens, 2,
          r"^asr-train: error: the token list .*tokens\.txt .* is not the one .*model\.pt was trained with .*"
          r"set \+\+train_conf\.allow_changed_assets=true", needs_run=True, one_line=False,
@@ -414,4 +427,4 @@ def test_bad_input(case: Case, request, tmp_path, corpus):
 
 def test_case_count():
     """The note of issue 15 reports this count."""
-    assert len(CASES) == 33
+    assert len(CASES) == 34
