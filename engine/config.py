@@ -141,8 +141,6 @@ MINIMUM: dict[str, float] = {
     "frontend_conf.frame_length": 1,
     "frontend_conf.frame_shift": 1,
     "frontend_conf.dither": 0.0,
-    "train_conf.ft_factor": 1e-12,
-    "train_conf.grad_norm_type": 1e-12,
     "train_conf.max_epoch": 1,
     "train_conf.log_interval": 1,
     "train_conf.validate_interval": 1,
@@ -162,6 +160,9 @@ MINIMUM: dict[str, float] = {
     "frontend_conf.lfr_m": 1,
     "frontend_conf.lfr_n": 1,
 }
+
+# Numbers that must be above zero.
+POSITIVE = ("train_conf.ft_factor", "train_conf.grad_norm_type")
 
 LIST_KEYS = ("train_data_set_list", "valid_data_set_list", "test_data_set_list")
 
@@ -250,9 +251,11 @@ def _check_value(key: str, value: Any, default: Any, issues: list[ConfigIssue]) 
         return
     if key in CHOICES and value is not None and value not in CHOICES[key]:
         issues.append(ConfigIssue(key, f"must be one of {', '.join(CHOICES[key])}, got {value!r}"))
-    if key in MINIMUM and isinstance(value, (int, float)) and not isinstance(value, bool) and value < MINIMUM[key]:
-        issues.append(ConfigIssue(key, f"must be {'above 0' if 0 < MINIMUM[key] < 1 else f'at least {MINIMUM[key]}'}"
-                                       f", got {value}"))
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key in MINIMUM and is_number and value < MINIMUM[key]:
+        issues.append(ConfigIssue(key, f"must be at least {MINIMUM[key]}, got {value}"))
+    if key in POSITIVE and is_number and value <= 0:
+        issues.append(ConfigIssue(key, f"must be above 0, got {value}"))
 
 
 def _check_optim_sches(sches: Any, train_conf: Any, issues: list[ConfigIssue]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from engine.checkpoint import CheckpointManager
+from engine.checkpoint.assets import ASSETS_KEY, check_assets, fingerprint
 from engine.checkpoint.manager import relative_path
 from engine.config import save_config
 from engine.data import build_dataloader
@@ -18,9 +19,8 @@ from engine.data.frontend import WavFrontend
 from engine.data.specaug import SpecAugment
 from engine.models import build_model
 from engine.optim_sche import TrainStep, build_optim_sches
-from engine.trainer.assets import frontend_args, prepare_assets
+from engine.trainer.assets import TOKENIZER_FILES, frontend_args, prepare_assets
 from engine.trainer.init_param import describe, load_init_param
-from engine.checkpoint.assets import ASSETS_KEY, check_assets, fingerprint
 from engine.trainer.resume import Position, load_resume_state, position_of, restore_gradients
 from engine.trainer.rng import restore_rng_state, seed_everything
 from engine.trainer.train_log import TensorBoardScalars
@@ -60,7 +60,7 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     if train_conf.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
     tokenizer, cmvn_file = prepare_assets(config, run_dir, dist_info)
-    tokenizer_path = next(run_dir / name for name in ("bpe.model", "tokens.txt") if (run_dir / name).is_file())
+    tokenizer_path = next(run_dir / name for name in TOKENIZER_FILES if (run_dir / name).is_file())
     assets = fingerprint(tokenizer_path, cmvn_file)
     frontend = WavFrontend(**frontend_args(config["frontend_conf"]), cmvn_file=cmvn_file)
     train_loader, train_sampler, train_report, valid_loader, valid_report = build_loaders(
