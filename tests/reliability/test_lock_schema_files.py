@@ -141,3 +141,36 @@ def test_debug_environment_variable_shows_traceback(tmp_path, monkeypatch):
     assert result.code == 2
     assert "Traceback (most recent call last)" in result.err
     assert f"{config}:3: train_conf.max_epoch" in result.err
+
+
+def test_lock_race_lets_exactly_one_of_many_jobs_in(tmp_path):
+    """Eight processes start together and try the lock many times each: never two holders at once."""
+    code = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from engine.trainer.run_lock import RunLock, RunLockedError\n"
+        "run, go = Path(sys.argv[1]), float(sys.argv[2])\n"
+        "while time.time() < go: pass\n"
+        "won = 0\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        "        lock = RunLock(run).acquire()\n"
+        "    except RunLockedError:\n"
+        "        continue\n"
+        "    marker = run / 'holder'\n"
+        "    assert not marker.exists(), 'two holders at once'\n"
+        "    marker.write_text(str(os.getpid()))\n"
+        "    marker.unlink()\n"
+        "    lock.release()\n"
+        "    won += 1\n"
+        "print(won)\n"
+    )
+    import time
+
+    go = time.time() + 2.0
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(go)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(8)]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in results]
+    assert sum(int(out) for out, _ in results) > 0
