@@ -7,7 +7,9 @@
 
 N and the metric default to the run's own avg_nbest_model and avg_keep_nbest_models_type (kept in
 checkpoints.json). The result is written atomically, recorded in checkpoints.json, and announced
-by an ``average`` event in DIR/events.jsonl.
+by an ``average`` event in DIR/events.jsonl. ``--list`` writes nothing: a checkpoint listed in
+checkpoints.json whose file is missing is reported, and its entry kept. Exit status: 0 done,
+2 a bad run, choice or checkpoint file, 1 a run-time failure (a full disk: path and cause).
 """
 
 from __future__ import annotations
@@ -151,8 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         chosen, how = choose(manager, args)
         print_table(manager, chosen)
         result = manager.average_entries(chosen, how, out_path=args.out, progress=True)
-    except (CheckpointError, ValueError) as error:
+    except (CheckpointError, ValueError) as error:  # a bad run, choice or checkpoint file
         print(f"asr-average: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a permission: the path and the cause, nothing half-written
+        print(f"asr-average: {error.filename or run_dir}: {error.strerror or error}", file=sys.stderr)
         return 1
     with EventWriter(run_dir / "events.jsonl") as events:
         events.write("average", **result.to_event(run_dir))
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             exported = export_model_dir(run_dir, args.export, checkpoint=result.path)
-        except (ModelLoadError, CheckpointError) as error:
+        except (ModelLoadError, CheckpointError, OSError) as error:
             print(f"asr-average: error: export to {args.export} failed: {error}", file=sys.stderr)
             return 1
         print(f"exported a model directory to {exported}")

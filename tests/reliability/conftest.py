@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ TOOLS = {
 }
 
 
+PROGRESS_BAR = re.compile(r"\d+%\|.*\| *\d+/\d+ \[")
+
+
 @dataclass
 class Result:
     code: int
@@ -41,7 +45,8 @@ class Result:
 
     @property
     def err_lines(self) -> list[str]:
-        return [line for line in self.err.splitlines() if line.strip()]
+        """stderr lines, less progress bars (tqdm's ``NN%|###| n/N [...]``: long work shows progress)."""
+        return [line for line in self.err.splitlines() if line.strip() and not PROGRESS_BAR.search(line)]
 
 
 def run_tool(tool: str, argv: list[str]) -> Result:

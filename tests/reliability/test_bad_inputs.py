@@ -344,6 +344,9 @@ CASES = [
     Case("average_list_keeps_missing_entry", "asr-average", average_list_missing, 0,
          r"^asr-average: .*model\.pt\.ep1: listed in checkpoints\.json \(epoch 1, step 1.*\) but the file is missing$",
          then=index_kept, needs_run=True),
+    Case("average_disk_full", "asr-average", lambda c: ["--run", c.run, "--num", "1"], 1,
+         r"^asr-average: .*run/model\.pt\.avg1: No space left on device$", watch=lambda c: c.run,
+         needs_run=True, around=lambda c: disk_full(lambda path: os.path.basename(path).startswith(".model.pt.avg"))),
     # Lists: bad fields are skipped and counted, as everywhere.
     Case("jsonl2scp_text_source_len", "jsonl2scp", lambda c: jsonl_with(c, "abc"), 0,
          r"bad_field.*source_len must be a whole number of frames ≥ 0, got 'abc'", then=scp_skipped_bad,
@@ -427,4 +430,4 @@ def test_bad_input(case: Case, request, tmp_path, corpus):
 
 def test_case_count():
     """The note of issue 15 reports this count."""
-    assert len(CASES) == 34
+    assert len(CASES) == 35
