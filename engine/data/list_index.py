@@ -42,12 +42,15 @@ class DataError(ValueError):
     """A bad data list or entry in strict mode; the message names file, line and key."""
 
 
+_MISSING = "\x00missing"  # the target of a line without one (decoding lists need none)
+
+
 class _Line(msgspec.Struct):
     """The fields of a list line the index needs; others are ignored here and kept by ``entry``."""
 
     key: Any
     source: Any
-    target: Any
+    target: Any = _MISSING
     source_len: Any = None
     target_len: Any = None
 
@@ -94,16 +97,15 @@ def probe_audio(path: str):
     return info, ""
 
 
-def _int_field(value) -> int | None:
+def parse_source_len(value) -> int | None:
+    """A list's ``source_len`` as frames, or None when it is not a count (text, negative, true/false)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
+    try:
+        frames = int(value)
+    except (TypeError, ValueError):
+        return None
+    return frames if frames >= 0 else None
 
 
 class ListIndex:
@@ -185,7 +187,8 @@ class ListIndex:
         except (msgspec.DecodeError, OSError) as error:  # the list changed under the run
             raise DataError(f"{self.paths[list_id]}:{int(self.line[i])}: cannot read the line again: {error}") from None
         entry["key"] = str(entry["key"])
-        entry["target"] = str(entry["target"]).strip()
+        if "target" in entry:
+            entry["target"] = str(entry["target"]).strip()
         entry["source"] = resolve_source(str(entry["source"]), self.list_dirs[list_id])
         entry["source_len"] = int(self.source_len[i])
         entry["target_len"] = int(self.target_len[i])
@@ -194,6 +197,11 @@ class ListIndex:
 
     def key(self, i: int) -> str:
         return str(_DECODE_LINE(self.raw(i)).key)
+
+    def text(self, i: int) -> str:
+        """Entry i's target text (without making the whole entry)."""
+        target = _DECODE_LINE(self.raw(i)).target
+        return "" if target is _MISSING else str(target).strip()
 
     def texts(self) -> Iterator[str]:
         """Every kept entry's target text, in order (for building a tokenizer)."""
@@ -235,8 +243,10 @@ def _blocks(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def index_list(path, *, strict: bool = False, check_audio: bool = False, fs: int = 16000,
-               progress: bool = False) -> tuple[ListIndex, DataReport]:
+               progress: bool = False, require_target: bool = True) -> tuple[ListIndex, DataReport]:
     """Index one jsonl list; bad lines are skipped and counted (``strict``: raise instead).
+
+    ``require_target=False`` (decoding) keeps lines without a ``target`` (their target_len is 0).
 
     With ``check_audio`` every audio header is read (missing or unreadable files are dropped and
     reported by key; resampled/downmixed entries are counted in the notes); without it only the
@@ -278,23 +288,29 @@ def index_list(path, *, strict: bool = False, check_audio: bool = False, fs: int
                     problem("bad_field", number + j + 1, None, f"key must be text, got {key!r}")
                     continue
                 key = str(key)
-            if type(target) is not str:
+            if target is _MISSING:
+                if require_target:
+                    problem("missing_field", number + j + 1, key, "missing `target`")
+                    continue
+                target, target_len = "", 0
+            elif type(target) is not str:
                 problem("bad_field", number + j + 1, key, f"target must be a string, got {type(target).__name__}")
                 continue
-            if not target or target.isspace():
+            elif not target or target.isspace():
                 problem("empty_text", number + j + 1, key)
                 continue
-            if type(source_len) is not int:
+            if type(source_len) is not int or source_len < 0:
                 if source_len is None:
                     unknown_len.append(len(source_lens))
                     source_len = -1
                 else:
-                    source_len = _int_field(source_len)
+                    source_len = parse_source_len(source_len)
                     if source_len is None:
-                        problem("bad_field", number + j + 1, key, f"source_len must be a number, got {line.source_len!r}")
+                        problem("bad_field", number + j + 1, key,
+                                f"source_len must be a whole number of frames ≥ 0, got {line.source_len!r}")
                         continue
-            if type(target_len) is not int:
-                target_len = _int_field(target_len) if target_len is not None else None
+            if type(target_len) is not int or target_len < 0:
+                target_len = parse_source_len(target_len) if target_len is not None else None
                 if target_len is None:
                     target_len = target_len_of(target.strip())
             kept.append(j)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 
 import torch
@@ -10,8 +11,9 @@ from engine.data.dataset import AudioTextDataset, collate
 from engine.data.sampler import BatchSampler
 from engine.data.selection import dataset_options, select_lists
 
-# Validation lists up to this size are tokenised at start to count texts with <unk> tokens.
-MAX_UNK_COUNT = 200_000
+# The out-of-vocabulary share is measured on all texts up to this many, else on a seeded sample of
+# this many (tokenising 10 million texts would cost a minute at every start).
+OOV_SAMPLE = 20_000
 
 
 class PositionTrackingLoader:
@@ -42,6 +44,27 @@ class PositionTrackingLoader:
         return getattr(self.loader, name)
 
 
+def count_oov(index, tokenizer, report, seed: int = 0) -> None:
+    """``report.oov`` (texts and tokens outside the tokenizer: high when the lists changed since
+    tokens.txt was built, e.g. on a resume) and the note of texts with <unk>, over the kept texts or a
+    seeded sample of OOV_SAMPLE of them (``report.oov["sampled"]`` says which)."""
+    count = len(index)
+    positions = range(count) if count <= OOV_SAMPLE else sorted(random.Random(seed).sample(range(count), OOV_SAMPLE))
+    texts = token_total = unknown_total = 0
+    for i in positions:
+        ids = tokenizer.encode(index.text(i))
+        unknown = ids.count(tokenizer.unk_id)
+        texts += unknown > 0
+        unknown_total += unknown
+        token_total += len(ids)
+    sampled = len(positions) < count
+    if texts:
+        report.note("texts with <unk> tokens (kept)" + (f", in a sample of {len(positions)}" if sampled else ""),
+                    texts)
+    report.oov = {"texts": texts, "of_texts": len(positions), "tokens": unknown_total, "of_tokens": token_total,
+                  "sampled": sampled}
+
+
 def _worker_init(_worker_id: int) -> None:
     # Each worker makes one utterance at a time: intra-op threads would only fight each other.
     torch.set_num_threads(1)
@@ -58,11 +81,7 @@ def build_dataloader(list_paths, dataset_conf: dict, frontend, tokenizer, *, tra
     """Read and filter the lists, and build (loader, sampler, report); see docs/ARCHITECTURE.md."""
     options = dataset_options(dataset_conf)
     index, report = select_lists(list_paths, options, fs=frontend.fs, progress=progress, name="train" if train else "valid")
-    if not train and len(index) <= MAX_UNK_COUNT:
-        # A validation list is small, and <unk> there (a token training never saw) is worth knowing.
-        with_unknown = sum(tokenizer.unk_id in tokenizer.encode(text) for text in index.texts())
-        if with_unknown:
-            report.note("texts with <unk> tokens (kept)", with_unknown)
+    count_oov(index, tokenizer, report, seed=seed)
     speed_factors = options["speed_perturb"] if train else None
     sampler = BatchSampler(
         index.source_len, index.target_len,

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from engine.data.batching import BatchPlan
-from engine.data.list_index import ListIndex, index_lists
+from engine.data.list_index import DataError, ListIndex, index_lists
 from engine.data.report import MAX_LISTED_PROBLEMS, DataReport
 from engine.data.speed import check_speed_factors
 
@@ -91,7 +91,8 @@ def select_lists(list_paths, options: dict, *, fs: int = 16000, progress: bool =
     report = DataReport(name=name).merge(list_report)
     index = filter_index(index, options, report)
     if not len(index):
-        raise ValueError(f"no utterances left in {', '.join(map(str, paths))}:\n{report.format()}")
+        reasons = ", ".join(f"{count} {reason}" for reason, count in report.dropped.items() if count) or "none read"
+        raise DataError(f"no utterances left in {', '.join(map(str, paths))} (dropped: {reasons}):\n{report.format()}")
     return index, report
 
 

@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 
 from engine.data.frontend import WavFrontend, compute_cmvn, write_am_mvn
-from engine.data.list_index import index_lists, probe_audio
+from engine.data.list_index import DataError, index_lists, probe_audio
 from engine.data.tokenizer import build_tokenizer, load_tokenizer
 from engine.utils.dist import DistInfo, barrier_group, broadcast_object
 from engine.utils.fileio import atomic_write_bytes
@@ -48,7 +48,7 @@ def _index_training_lists(config: dict):
         log.warning("%s: %d entries unusable for the tokenizer/CMVN (%s)", ", ".join(config["train_data_set_list"]),
                     report.num_dropped, ", ".join(f"{k}: {v}" for k, v in report.dropped.items()))
     if not len(index):
-        raise ValueError(f"no usable utterances in {', '.join(config['train_data_set_list'])}")
+        raise DataError(f"train_data_set_list: no usable utterances in {', '.join(config['train_data_set_list'])}")
     return index
 
 
