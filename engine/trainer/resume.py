@@ -9,11 +9,17 @@ same parameters as one that was never interrupted.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from engine.checkpoint.names import parse_name
+from engine.checkpoint.storage import CheckpointError, load_checkpoint
+
+log = logging.getLogger("engine")
 
 LATEST = "model.pt"
 
@@ -26,6 +32,10 @@ class Position:
     epoch_done: bool = False
     step: int = 0  # optimizer updates so far: the unit of log/validate/save intervals and of events
     batch_step: int = 0  # training batches so far: TrainStep's step_num (updates x accum_grad)
+    # early stopping (train_conf.patience): the best validation metric, its step, validations since
+    valid_best: float | None = None
+    valid_best_step: int = 0
+    valid_stale: int = 0
 
     @property
     def next_epoch(self) -> int:
@@ -46,6 +56,36 @@ def resume_path(run_dir: str | os.PathLike, train_conf: dict) -> Path | None:
     return None
 
 
+def load_resume_state(run_dir: str | os.PathLike, train_conf: dict) -> tuple[Path | None, dict | None]:
+    """(checkpoint path, its state) to resume from, or (None, None) for a fresh start.
+
+    When run_dir/model.pt is unreadable (torn by a crash or a full disk), the newest intact
+    epoch/step checkpoint beside it is used instead, and the log says so. An explicit
+    ``resume_from`` that is unreadable stays an error: the user asked for that file.
+    """
+    path = resume_path(run_dir, train_conf)
+    if path is None:
+        return None, None
+    try:
+        return path, load_checkpoint(path)
+    except CheckpointError as error:
+        if train_conf.get("resume_from"):
+            raise
+        first_error = error
+    named = [p for p in Path(run_dir).iterdir() if p.is_file() and (parsed := parse_name(p.name)) is not None
+             and parsed.kind in ("epoch", "step")]
+    for candidate in sorted(named, key=lambda p: (p.stat().st_mtime, p.name), reverse=True):
+        try:
+            state = load_checkpoint(candidate)
+        except CheckpointError as error:
+            log.warning("%s", error)
+            continue
+        log.warning("%s; resuming from %s, the newest intact checkpoint", first_error, candidate.name)
+        return candidate, state
+    raise CheckpointError(f"{first_error}; no intact model.pt.ep* checkpoint beside it to resume from "
+                          f"(set train_conf.resume: false to start afresh)")
+
+
 def pending_gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Gradients accumulated towards an update that has not happened yet (accum_grad > 1)."""
     return {name: param.grad.detach().clone() for name, param in model.named_parameters()
@@ -60,7 +100,7 @@ def restore_gradients(model: torch.nn.Module, grads: dict[str, torch.Tensor]) ->
 
 
 def training_state(*, model: torch.nn.Module, train_step, sampler, position: Position, rng: list[dict],
-                   pending_grads: dict | None, metrics: dict | None) -> dict:
+                   pending_grads: dict | None, metrics: dict | None, max_update: dict | None = None) -> dict:
     state = {
         "model": model.state_dict(),
         "train_step": train_step.state_dict(),
@@ -70,6 +110,7 @@ def training_state(*, model: torch.nn.Module, train_step, sampler, position: Pos
         "step": position.step,
         "rng": rng,
         "metrics": metrics or {},
+        "max_update": dict(max_update or {}),  # max_update: auto as resolved: a resume keeps it
     }
     if pending_grads:
         state["pending_grads"] = pending_grads
