@@ -23,7 +23,9 @@ def decode_batch(model, speech: torch.Tensor, speech_lengths: torch.Tensor, mode
         raise ValueError(f"decoding mode {mode!r} is not one of {', '.join(MODES)}")
     if beam_size < 1:
         raise ValueError(f"beam size must be at least 1, got {beam_size}")
-    if (mode == "paraformer") != hasattr(model, "predictor") or (mode.startswith("ctc") and model.ctc is None):
+    is_paraformer = hasattr(model, "predictor")
+    if ((mode == "paraformer") != is_paraformer and not mode.startswith("ctc")) or (
+            mode.startswith("ctc") and model.ctc is None):
         raise ValueError(f"decoding mode {mode!r} is not supported by this {type(model).__name__} model")
     encoder_out, encoder_lens = model.encode(speech, speech_lengths)
     if mode == "paraformer":
