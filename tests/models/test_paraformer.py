@@ -218,3 +218,14 @@ def test_a_few_training_steps_lower_the_loss():
     speech, lengths, _, _ = batch()
     hyps = decode_batch(model.eval(), speech, lengths, "paraformer")
     assert len(hyps) == 2 and all(2 not in row for row in hyps)  # eos is never in the output
+
+
+def test_paraformer_demo_preset_builds():
+    from pathlib import Path
+
+    from engine.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "presets" / "paraformer-demo.yaml")
+    model = build_model(config["model"], 80 * 7, 500, config["model_conf"], config["encoder_conf"],
+                        config["decoder_conf"], sos_eos_id=2, predictor_conf=config["predictor_conf"])
+    assert model.ctc is not None and len(model.encoder.encoders) + 1 == config["encoder_conf"]["num_blocks"]
