@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from engine.models.encoder_layer import TransformerEncoderLayer
 from engine.models.mask import make_non_pad_mask
 from engine.models.positionwise import PositionwiseFeedForward
 from engine.models.sanm_attention import SANMSelfAttention
@@ -33,39 +34,12 @@ def sinusoidal_encoding(length: int, depth: int, device=None, dtype=torch.float3
     return torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=1)
 
 
-class SANMEncoderLayer(nn.Module):
-    """x + dropout(SANM(norm1(x))), then x + dropout(FFN(norm2(x))) (pre-norm).
+class SANMEncoderLayer(TransformerEncoderLayer):
+    """x + dropout(SANM(norm1(x))), then x + dropout(FFN(norm2(x))) (pre-norm); the first block
+    changes the width (features -> output_size) and has no residual there."""
 
-    The first block changes the width (features -> output_size): it has no residual there.
-    """
-
-    def __init__(self, in_size: int, size: int, self_attn: SANMSelfAttention, feed_forward: PositionwiseFeedForward,
-                 dropout_rate: float, normalize_before: bool = True):
-        super().__init__()
-        self.self_attn = self_attn
-        self.feed_forward = feed_forward
-        self.norm1 = nn.LayerNorm(in_size, eps=1e-12)
-        self.norm2 = nn.LayerNorm(size, eps=1e-12)
-        self.dropout = nn.Dropout(dropout_rate)
-        self.residual = in_size == size
-        self.normalize_before = normalize_before
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        residual = x
-        if self.normalize_before:
-            x = self.norm1(x)
-        x = self.dropout(self.self_attn(x, mask))
-        if self.residual:
-            x = residual + x
-        if not self.normalize_before:
-            x = self.norm1(x)
-        residual = x
-        if self.normalize_before:
-            x = self.norm2(x)
-        x = residual + self.dropout(self.feed_forward(x))
-        if not self.normalize_before:
-            x = self.norm2(x)
-        return x
+    def attend(self, x, mask, pos_emb) -> torch.Tensor:
+        return self.self_attn(x, mask)
 
 
 class SANMEncoder(nn.Module):
@@ -94,10 +68,10 @@ class SANMEncoder(nn.Module):
 
         def block(in_size: int) -> SANMEncoderLayer:
             return SANMEncoderLayer(
-                in_size, output_size,
+                output_size,
                 SANMSelfAttention(attention_heads, in_size, output_size, attention_dropout_rate, kernel_size, sanm_shfit),
                 PositionwiseFeedForward(output_size, linear_units, dropout_rate, nn.ReLU()),
-                dropout_rate, normalize_before)
+                dropout_rate, normalize_before, in_size=in_size)
 
         first_size = output_size if self.embed is not None else input_size
         self.encoders0 = nn.ModuleList([block(first_size)])
@@ -116,10 +90,8 @@ class SANMEncoder(nn.Module):
             xs = xs + sinusoidal_encoding(xs.size(1), xs.size(2), xs.device, xs.dtype).unsqueeze(0)
         elif self.embed is not None:
             xs = self.embed(xs)
-        for layer in self.encoders0:
-            xs = layer(xs, mask)
-        for layer in self.encoders:
-            xs = layer(xs, mask)
+        for layer in (*self.encoders0, *self.encoders):
+            xs = layer(xs, mask, None, mask)
         if self.after_norm is not None:
             xs = self.after_norm(xs)
         return xs, mask
