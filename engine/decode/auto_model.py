@@ -27,7 +27,8 @@ class AutoModel:
         self.model, self.frontend, self.tokenizer, self.config = load_asr(model, device)
         self.recognizer = Recognizer(self.model, self.frontend, self.tokenizer, device)
         model_name = self.config.get("model", "conformer")
-        self.defaults = {"mode": mode or default_mode(model_name), "beam_size": beam_size, "batch_size": batch_size, "ctc_weight": ctc_weight}
+        self.defaults = {"mode": mode or default_mode(model_name), "beam_size": beam_size, "batch_size": batch_size,
+                         "ctc_weight": ctc_weight}
 
     def generate(self, input, **options) -> list[dict]:
         """``input``: an audio path, a list of audio paths, a jsonl list or a wav.scp.
