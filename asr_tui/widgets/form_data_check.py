@@ -2,8 +2,10 @@
 
 The check runs the data engine's own CLI as a subprocess (reading a large list and probing its
 audio takes a while and imports torch; neither may block the console), one list kind at a time,
-and shows utterances, hours, durations, what would be dropped and why (with the first problems'
-file, line and key), and the training list's duration histogram.
+and shows utterances, hours, durations, the token inventory (as the form's tokenizer_conf splits
+text), the valid and test lists' out-of-vocabulary rate against the training lists, what would be
+dropped and why (with the first problems' file, line and key), and the training list's duration
+histogram.
 """
 
 from __future__ import annotations
@@ -41,9 +43,14 @@ def asr_data_command() -> list[str]:
     return [sys.executable, "-m", "engine.data.cli"]
 
 
-def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1) -> dict:
+def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1, *,
+              tokenizer_conf: dict | None = None, vocab_from: list[str] | None = None) -> dict:
     """``asr-data stats PATHS --json`` -> its JSON; raises RuntimeError with its stderr on failure."""
     argv = asr_data_command() + ["stats", *paths, "--json"]
+    if tokenizer_conf:
+        argv += ["--tokenizer-conf", json.dumps(tokenizer_conf)]
+    if vocab_from:
+        argv += ["--vocab-from", *vocab_from]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           start_new_session=True) as process:
         while True:
@@ -77,6 +84,14 @@ def summary_line(label: str, stats: dict) -> Text:
         line.append(f" · dropped {total:,} ({reasons})", style="bold yellow")
     else:
         line.append(" · nothing dropped", style="green")
+    if stats.get("distinct_tokens"):
+        line.append(f" · {stats['distinct_tokens']:,} distinct {stats.get('token_unit', 'token')} units")
+    vocabulary = stats.get("vocabulary")
+    if vocabulary:
+        rate = float(vocabulary.get("oov_rate") or 0)
+        examples = ", ".join(vocabulary.get("oov_examples") or [])
+        line.append(f" · OOV {100 * rate:.1f}% of tokens" + (f" ({examples})" if examples else ""),
+                    style="bold yellow" if rate > 0.01 else "green")
     return line
 
 
@@ -147,6 +162,7 @@ class DataCheck(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.lists: dict[str, list[str]] = {}
+        self.tokenizer_conf: dict | None = None
         self.results: dict[str, dict | str] = {}
         self._timer: Timer | None = None
 
@@ -157,9 +173,12 @@ class DataCheck(Vertical):
         yield Static("", id="data-report")
         yield DurationHistogram()
 
-    def request(self, lists: dict[str, list[str]], now: bool = False) -> None:
-        """Check these lists (``{config key: paths}``) after a pause in typing, or ``now``."""
+    def request(self, lists: dict[str, list[str]], now: bool = False, tokenizer_conf: dict | None = None) -> None:
+        """Check these lists (``{config key: paths}``) after a pause in typing, or ``now``; tokens are
+        counted as ``tokenizer_conf`` splits text (unchanged when None)."""
         self.lists = {key: list(paths) for key, paths in lists.items() if paths}
+        if tokenizer_conf is not None:
+            self.tokenizer_conf = dict(tokenizer_conf)
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(0 if now else DEBOUNCE_S, self._start)
@@ -180,12 +199,15 @@ class DataCheck(Vertical):
 
     def _check_all(self) -> None:
         worker = get_current_worker()
-        for key, paths in dict(self.lists).items():
+        lists = dict(self.lists)
+        train = lists.get("train_data_set_list")
+        for key, paths in lists.items():
             started = time.monotonic()
             label = LIST_LABELS.get(key, key)
             self.app.call_from_thread(self._status, f"checking {label}: {', '.join(paths)}…")
             try:
-                stats, error = run_stats(paths, lambda: worker.is_cancelled), None
+                stats, error = run_stats(paths, lambda: worker.is_cancelled, tokenizer_conf=self.tokenizer_conf,
+                                         vocab_from=train if key != "train_data_set_list" else None), None
             except (OSError, RuntimeError) as exc:
                 stats, error = None, str(exc)
             if worker.is_cancelled:

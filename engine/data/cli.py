@@ -101,21 +101,34 @@ def duration_histogram(durations: list[float], bins: int = HISTOGRAM_BINS) -> di
     return {"edges": [round(float(e), 3) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def list_stats(paths: list[str], strict: bool = False, progress: bool = True) -> tuple[dict, object]:
-    """Utterances, hours, durations and token counts of the lists, with their problems report."""
+def _read_texts(paths: list[str], strict: bool, progress: bool, report) -> tuple[list[str], list[float]]:
     from engine.data.lists import read_jsonl
-    from engine.data.report import DataReport
-    from engine.data.tokenizer import split_units
 
-    report = DataReport(name=", ".join(paths))
+    texts: list[str] = []
     durations: list[float] = []
-    units: Counter = Counter()
     for path in paths:
         entries, list_report = read_jsonl(path, strict=strict, progress=progress)
-        report.merge(list_report)
+        if report is not None:
+            report.merge(list_report)
         durations.extend(int(e["source_len"]) / 100.0 for e in entries)
-        for entry in entries:
-            units.update(split_units(entry["target"]))
+        texts.extend(e["target"] for e in entries)
+    return texts, durations
+
+
+def list_stats(paths: list[str], strict: bool = False, progress: bool = True, tokenizer_conf: dict | None = None,
+               vocab_from: list[str] | None = None) -> tuple[dict, object]:
+    """Utterances, hours, durations, the token inventory (units as ``tokenizer_conf`` splits text)
+    and, given the training lists as ``vocab_from``, the out-of-vocabulary rate against them;
+    with the lists' problems report."""
+    from engine.data.report import DataReport
+    from engine.data.tokenizer import token_units, vocabulary_coverage
+
+    report = DataReport(name=", ".join(paths))
+    unit_name, units = token_units(tokenizer_conf)
+    texts, durations = _read_texts(paths, strict, progress, report)
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(units(text))
     stats = {
         "utterances": report.utterances,
         "hours": round(report.hours, 4),
@@ -123,13 +136,33 @@ def list_stats(paths: list[str], strict: bool = False, progress: bool = True) ->
         "duration_s": {"min": min(durations, default=0.0), "mean": sum(durations) / max(len(durations), 1),
                        "max": max(durations, default=0.0)},
         "duration_histogram": duration_histogram(durations),
-        "tokens": sum(units.values()),
-        "distinct_tokens": len(units),
+        "token_unit": unit_name,
+        "tokens": sum(counts.values()),
+        "distinct_tokens": len(counts),
+        "top_tokens": [[token, count] for token, count in counts.most_common(20)],
         "dropped": dict(report.dropped),
         "num_dropped": report.num_dropped,
         "notes": dict(report.notes),
     }
+    if vocab_from:
+        train_texts, _ = _read_texts(vocab_from, False, False, None)
+        inventory = {unit for text in train_texts for unit in units(text)}
+        stats["vocabulary"] = {"lists": list(vocab_from), "distinct_tokens": len(inventory),
+                               **vocabulary_coverage(texts, inventory, units)}
     return {"stats": stats, "durations": durations}, report
+
+
+def _tokenizer_conf(text: str) -> dict:
+    from engine.data.tokenizer import ENGLISH_UNITS
+
+    try:
+        conf = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"not YAML: {error}") from None
+    if not isinstance(conf, dict) or conf.get("type", "char") not in ("char", "bpe") \
+            or conf.get("english", "letter") not in ENGLISH_UNITS:
+        raise argparse.ArgumentTypeError(f"expected a mapping like {{type: char, english: letter}}, got {text!r}")
+    return conf
 
 
 def _histogram(durations: list[float], color: bool) -> str:
@@ -146,7 +179,8 @@ def _histogram(durations: list[float], color: bool) -> str:
 
 def _stats_command(args) -> int:
     try:
-        result, report = list_stats(args.lists, strict=args.strict, progress=not args.json)
+        result, report = list_stats(args.lists, strict=args.strict, progress=not args.json,
+                                    tokenizer_conf=args.tokenizer_conf, vocab_from=args.vocab_from)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -159,7 +193,15 @@ def _stats_command(args) -> int:
     print(f"utterances: {stats['utterances']}")
     print(f"hours: {stats['hours']:.3f}")
     print(f"duration min/mean/max: {duration['min']:.2f} / {duration['mean']:.2f} / {duration['max']:.2f} s")
-    print(f"tokens (CJK characters and words): {stats['tokens']}, distinct: {stats['distinct_tokens']}")
+    print(f"tokens (CJK characters and {stats['token_unit']}s): {stats['tokens']}, "
+          f"distinct: {stats['distinct_tokens']}")
+    print("most frequent: " + " ".join(f"{token}:{count}" for token, count in stats["top_tokens"]))
+    vocabulary = stats.get("vocabulary")
+    if vocabulary:
+        examples = f" (e.g. {' '.join(vocabulary['oov_examples'])})" if vocabulary["oov_examples"] else ""
+        print(f"out of vocabulary of {', '.join(vocabulary['lists'])} ({vocabulary['distinct_tokens']} tokens): "
+              f"{vocabulary['oov_tokens']} of {vocabulary['tokens']} tokens ({100 * vocabulary['oov_rate']:.2f}%), "
+              f"in {vocabulary['utterances_with_oov']} of {vocabulary['utterances']} utterances{examples}")
     if result["durations"]:
         print(_histogram(result["durations"], color=sys.stdout.isatty()))
     return 0
@@ -187,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("lists", nargs="+", help="jsonl lists")
     stats.add_argument("--strict", action="store_true", help="fail on the first bad entry")
     stats.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    stats.add_argument("--tokenizer-conf", type=_tokenizer_conf, default={"type": "char"},
+                       help="the config's tokenizer_conf as YAML, e.g. '{type: char, english: word}': count "
+                            "tokens as it splits text (default: char, English as letters; bpe: characters)")
+    stats.add_argument("--vocab-from", nargs="+", metavar="TRAIN_LIST",
+                       help="training lists: report the out-of-vocabulary rate of LISTS against their tokens")
     stats.set_defaults(run=_stats_command)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -129,6 +129,7 @@ def build_dataloader(list_paths, dataset_conf: dict, frontend, tokenizer, *, tra
     with_unknown = sum(1 for ids in token_ids if tokenizer.unk_id in ids)
     if with_unknown:
         report.note("texts with <unk> tokens (kept)", with_unknown)
+        report.note("<unk> tokens", sum(ids.count(tokenizer.unk_id) for ids in token_ids))
     entries, token_ids = filter_entries(entries, token_ids, options, report)
     if not entries:
         raise ValueError(f"no utterances left in {', '.join(map(str, paths))}:\n{report.format()}")
