@@ -77,6 +77,7 @@ DEFAULTS: dict[str, Any] = {
         "warmup_from": "zero",
         "find_unused_parameters": False,
         "deterministic": False,
+        "compile": "auto",
     },
     "optim_sches": {
         "main": {
@@ -112,6 +113,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "train_conf.grad_clip": (float, int, type(None)),
     "distributed.devices": (str, int, list, type(None)),
     "cmvn": (str, type(None)),
+    "train_conf.compile": (str, bool),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -120,6 +122,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dataset_conf.batch_type": ("example", "length", "token"),
     "train_conf.avg_keep_nbest_models_type": ("acc", "loss"),
     "train_conf.warmup_from": WARMUP_FROM_CHOICES,
+    "train_conf.compile": ("auto", True, False),
     "distributed.backend": ("auto", "nccl", "gloo"),
     "frontend_conf.window": ("hamming", "hanning", "povey", "rectangular", "blackman"),
 }
@@ -242,7 +245,8 @@ def _check_value(key: str, value: Any, default: Any, issues: list[ConfigIssue]) 
         issues.append(ConfigIssue(key, f"must be {_type_names(allowed)}, got {value!r}"))
         return
     if key in CHOICES and value is not None and value not in CHOICES[key]:
-        issues.append(ConfigIssue(key, f"must be one of {', '.join(CHOICES[key])}, got {value!r}"))
+        choices = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in CHOICES[key])
+        issues.append(ConfigIssue(key, f"must be one of {choices}, got {value!r}"))
     if key in MINIMUM and isinstance(value, int) and not isinstance(value, bool) and value < MINIMUM[key]:
         issues.append(ConfigIssue(key, f"must be at least {MINIMUM[key]}, got {value}"))
 
