@@ -24,7 +24,8 @@ def main(argv: list[str]) -> int:
     from funasr.utils.load_utils import extract_fbank, load_audio_text_image_video
 
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "2")))
-    auto = AutoModel(model=run_dir, device="cpu", disable_update=True, disable_pbar=True, disable_log=True)
+    auto = AutoModel(model=run_dir, init_param=checkpoints[0], device="cpu", disable_update=True, disable_pbar=True,
+                     disable_log=True)
     model, kwargs = auto.model, auto.kwargs
     frontend, tokenizer = kwargs["frontend"], kwargs["tokenizer"]
     if hasattr(frontend, "dither"):

@@ -197,9 +197,11 @@ def variant_ratios(config: dict, batches: list[dict], variants: list[str], round
     return figures
 
 
-def step_variants(corpus: Path, num_batches: int, rounds: int, variants: list[str], recipe: str) -> dict[str, float]:
+def step_variants(corpus: Path, num_batches: int, rounds: int, variants: list[str], recipe: str,
+                  work: Path | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-variants-") as tmp:
-        config = demo_config(corpus, Path(tmp), validate_interval=10**6, save_checkpoint_interval=10**6)
+        run_dir = work / f"variants-{recipe}" if work else Path(tmp)
+        config = demo_config(corpus, run_dir, validate_interval=10**6, save_checkpoint_interval=10**6)
         if recipe == "funasr":
             from bench.funasr import engine_recipe
 
@@ -260,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", choices=("demo", "funasr"), default="demo",
                         help="the demo preset, or FunASR's baseline recipe as bench/funasr.py trains it")
     parser.add_argument("--skip-bare", action="store_true", help="leave out step_time_ratio_vs_bare")
+    parser.add_argument("--work", type=Path,
+                        help="keep the variant runs' tokenizer and am.mvn here between invocations (default: temporary)")
     args = parser.parse_args(argv)
     corpus = args.corpus.resolve()
     if not args.skip_bare:
@@ -269,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--variants: unknown {', '.join(unknown)}")
     if variants:
-        figures = step_variants(corpus, args.variant_batches, args.rounds, variants, args.recipe)
+        figures = step_variants(corpus, args.variant_batches, args.rounds, variants, args.recipe, args.work)
         for name, value in figures.items():
             print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}", flush=True)
     if not args.skip_demo:
