@@ -130,9 +130,11 @@ def funasr_config(lists: dict[str, Path], tokens: Path, cmvn: Path, out_dir: Pat
     }
 
 
-def write_lists(corpus: Path, subset: str, out: Path, max_train: int | None = None) -> dict[str, Path]:
+def write_lists(corpus: Path, subset: str, out: Path, max_train: int | None = None,
+                max_eval: int | None = None) -> dict[str, Path]:
     """The corpus's lists with absolute audio paths (FunASR reads them as given); English-only on
-    request; the first ``max_train`` training utterances only, when given (a smoke test)."""
+    request; only the first ``max_train`` training and ``max_eval`` valid/test utterances when
+    given (a smoke test on a loaded machine)."""
     lists = {}
     for split in ("train", "valid", "test"):
         lines = []
@@ -144,8 +146,9 @@ def write_lists(corpus: Path, subset: str, out: Path, max_train: int | None = No
                 continue
             entry["source"] = str((corpus / entry["source"]).resolve())
             lines.append(json.dumps(entry, ensure_ascii=False))
-        if split == "train" and max_train:
-            lines = lines[:max_train]
+        limit = max_train if split == "train" else max_eval
+        if limit:
+            lines = lines[:limit]
         lists[split] = out / f"{split}.jsonl"
         lists[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
     return lists
@@ -323,13 +326,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="which to run: funasr (FunASR's trainer), engine (same recipe), demo (demo preset)")
     parser.add_argument("--out", type=Path, help="work directory to keep (default: a temporary one)")
     parser.add_argument("--max-train", type=int, help="only the first N training utterances (a smoke test)")
+    parser.add_argument("--max-eval", type=int, help="only the first N valid and test utterances (a smoke test)")
     args = parser.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
     if not shutil.which(args.funasr_python) and "funasr" in systems:
         parser.error(f"--funasr-python {args.funasr_python}: not found (FunASR lives in its own virtualenv)")
     work = args.out or Path(tempfile.mkdtemp(prefix="bench-funasr-"))
     work.mkdir(parents=True, exist_ok=True)
-    lists = write_lists(args.corpus.resolve(), args.subset, work, args.max_train)
+    lists = write_lists(args.corpus.resolve(), args.subset, work, args.max_train, args.max_eval)
     max_epoch = 1000  # the wall time ends the runs
     counts = {split: sum(1 for _ in path.open(encoding="utf-8")) for split, path in lists.items()}
     print(f"# lists ({args.subset}): " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)

@@ -13,9 +13,14 @@ Never imported by the engine or the tests.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-import torch
+# This file's directory holds bench/funasr.py, which would shadow the funasr package.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+
+import torch  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -23,7 +28,7 @@ def main(argv: list[str]) -> int:
     from funasr import AutoModel
     from funasr.utils.load_utils import extract_fbank, load_audio_text_image_video
 
-    torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     auto = AutoModel(model=run_dir, init_param=checkpoints[0], device="cpu", disable_update=True, disable_pbar=True,
                      disable_log=True)
     model, kwargs = auto.model, auto.kwargs
