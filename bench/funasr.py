@@ -257,9 +257,14 @@ def funasr_results(funasr_python: str, run_dir: Path, launched: float, seconds: 
     if not checkpoints:
         return []
     out_json = work / "funasr-hyps.json"
-    subprocess.run([funasr_python, str(ROOT / "bench" / "funasr_ctc_greedy.py"), str(run_dir), str(test_list),
-                    str(out_json), *[str(p) for _, p, _ in checkpoints]], check=True, cwd=work,
-                   env=thread_env(threads), stdout=subprocess.DEVNULL)
+    out_json.unlink(missing_ok=True)
+    done = subprocess.run([funasr_python, str(ROOT / "bench" / "funasr_ctc_greedy.py"), str(run_dir),
+                           str(test_list), str(out_json), *[str(p) for _, p, _ in checkpoints]], cwd=work,
+                          env=thread_env(threads), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not out_json.is_file():
+        raise RuntimeError(f"FunASR decoding failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    if done.returncode != 0:  # FunASR's interpreter has been seen to exit 1 at shutdown after writing
+        print(f"# FunASR decoding exited {done.returncode} after writing {out_json.name}", file=sys.stderr)
     refs = {e["key"]: e["target"] for e in map(json.loads, test_list.read_text(encoding="utf-8").splitlines())}
     decoded = {item["checkpoint"]: item for item in json.loads(out_json.read_text(encoding="utf-8"))}
     rows = []

@@ -50,7 +50,9 @@ def main(argv: list[str]) -> int:
                 speech, lengths = extract_fbank(audio, data_type="sound", frontend=frontend)
                 encoder_out, encoder_lens = model.encode(speech, lengths)
                 best = model.ctc.log_softmax(encoder_out)[0, : int(encoder_lens[0])].argmax(dim=-1)
-                ids = [int(i) for i in torch.unique_consecutive(best) if int(i) != model.blank_id]
+                # blank, <s> and </s> are not text (as the engine's decoding drops them)
+                skip = {model.blank_id, getattr(model, "sos", 1), getattr(model, "eos", 2)}
+                ids = [int(i) for i in torch.unique_consecutive(best) if int(i) not in skip]
                 hyps[entry["key"]] = tokenizer.tokens2text(tokenizer.ids2tokens(ids))
         results.append({"checkpoint": checkpoint, "val_acc": val_acc, "hyps": hyps})
     with open(out_json, "w", encoding="utf-8") as handle:
