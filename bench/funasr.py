@@ -188,11 +188,11 @@ def prepare_engine_run(config: dict) -> None:
     prepare_assets(config, run_dir, init_distributed("cpu"))
 
 
-def timed_run(argv: list[str], seconds: float, log_path: Path, env: dict) -> float:
+def timed_run(argv: list[str], seconds: float, log_path: Path, env: dict, cwd: Path = ROOT) -> float:
     """Run ``argv`` in its own process group for ``seconds`` (then stop it); returns the launch time."""
     launched = time.time()
     with log_path.open("w", encoding="utf-8") as log_file:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
             process.wait(timeout=seconds)
@@ -365,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# FunASR: {args.seconds:.0f} s", flush=True)
         launched = timed_run([args.funasr_python, "-m", "funasr.bin.train", "--config-path", str(work),
                               "--config-name", "funasr-config.yaml", "++device=cpu", f"++ncpu={args.threads}",
-                              "++disable_update=true"], args.seconds, work / "funasr.log", thread_env(args.threads))
+                              "++disable_update=true", f"hydra.run.dir={work / 'hydra'}"],
+                             args.seconds, work / "funasr.log", thread_env(args.threads), cwd=work)
         results["FunASR"] = funasr_results(args.funasr_python, funasr_dir, launched, args.seconds, lists["test"],
                                            work, args.threads)
     for name, config, key in (("engine", same, "engine"), ("demo", demo, "engine-demo")):
