@@ -1,4 +1,4 @@
-"""Data command-line tools: ``asr-data demo|stats``, ``scp2jsonl``, ``jsonl2scp``.
+"""Data command-line tools: ``asr-data demo|stats|check``, ``scp2jsonl``, ``jsonl2scp``.
 
 ``scp2jsonl`` and ``jsonl2scp`` accept FunASR's syntax
 (``++scp_file_list='["wav.scp", "text.txt"]' ++data_type_list='["source", "target"]'
@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from pathlib import Path
 
 import yaml
 
@@ -101,55 +102,66 @@ def duration_histogram(durations: list[float], bins: int = HISTOGRAM_BINS) -> di
     return {"edges": [round(float(e), 3) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def _read_texts(paths: list[str], strict: bool, progress: bool, report) -> tuple[list[str], list[float]]:
-    from engine.data.lists import read_jsonl
+def _list_texts(paths: list[str], strict: bool, progress: bool, check_audio: bool, report) -> tuple[list[str], list]:
+    """The lists' texts and source lengths, their counts merged into ``report`` when given."""
+    from engine.data.list_index import index_list
 
     texts: list[str] = []
-    durations: list[float] = []
+    lengths = []
     for path in paths:
-        entries, list_report = read_jsonl(path, strict=strict, progress=progress)
+        index, list_report = index_list(path, strict=strict, progress=progress, check_audio=check_audio)
         if report is not None:
             report.merge(list_report)
-        durations.extend(int(e["source_len"]) / 100.0 for e in entries)
-        texts.extend(e["target"] for e in entries)
-    return texts, durations
+        lengths.append(index.source_len)
+        texts.extend(index.texts())
+        index.close()
+    return texts, lengths
 
 
-def list_stats(paths: list[str], strict: bool = False, progress: bool = True, tokenizer_conf: dict | None = None,
-               vocab_from: list[str] | None = None) -> tuple[dict, object]:
-    """Utterances, hours, durations, the token inventory (units as ``tokenizer_conf`` splits text)
-    and, given the training lists as ``vocab_from``, the out-of-vocabulary rate against them;
-    with the lists' problems report."""
+def list_stats(paths: list[str], strict: bool = False, progress: bool = True, check_audio: bool = False,
+               tokenizer_conf: dict | None = None, vocab_from: list[str] | None = None) -> tuple[dict, object]:
+    """Utterances, hours, durations and the token inventory of the lists (units as
+    ``tokenizer_conf`` splits text: English letters by default), with their problems report; given
+    the training lists as ``vocab_from``, also the out-of-vocabulary rate against their tokens.
+
+    ``check_audio`` reads every audio header (missing and unreadable files are dropped and
+    reported); without it the lists' ``source_len`` is trusted, as training does.
+    """
+    import numpy
+
     from engine.data.report import DataReport
     from engine.data.tokenizer import token_units, vocabulary_coverage
 
     report = DataReport(name=", ".join(paths))
-    unit_name, units = token_units(tokenizer_conf)
-    texts, durations = _read_texts(paths, strict, progress, report)
-    counts: Counter = Counter()
+    unit_name, split = token_units(tokenizer_conf)
+    texts, lengths = _list_texts(paths, strict, progress, check_audio, report)
+    units: Counter = Counter()
     for text in texts:
-        counts.update(units(text))
+        units.update(split(text))
+    durations = (numpy.concatenate(lengths) if lengths else numpy.zeros(0)) / 100.0
     stats = {
         "utterances": report.utterances,
         "hours": round(report.hours, 4),
         "seconds": round(report.seconds, 2),
-        "duration_s": {"min": min(durations, default=0.0), "mean": sum(durations) / max(len(durations), 1),
-                       "max": max(durations, default=0.0)},
-        "duration_histogram": duration_histogram(durations),
+        "duration_s": {"min": float(durations.min()) if len(durations) else 0.0,
+                       "mean": float(durations.mean()) if len(durations) else 0.0,
+                       "max": float(durations.max()) if len(durations) else 0.0},
+        "duration_histogram": duration_histogram(durations.tolist()),
         "token_unit": unit_name,
-        "tokens": sum(counts.values()),
-        "distinct_tokens": len(counts),
-        "top_tokens": [[token, count] for token, count in counts.most_common(20)],
+        "tokens": sum(units.values()),
+        "distinct_tokens": len(units),
+        "top_tokens": [[token, count] for token, count in units.most_common(20)],
         "dropped": dict(report.dropped),
         "num_dropped": report.num_dropped,
         "notes": dict(report.notes),
+        "audio_checked": check_audio,
     }
     if vocab_from:
-        train_texts, _ = _read_texts(vocab_from, False, False, None)
-        inventory = {unit for text in train_texts for unit in units(text)}
+        train_texts, _ = _list_texts(vocab_from, False, False, False, None)
+        inventory = {unit for text in train_texts for unit in split(text)}
         stats["vocabulary"] = {"lists": list(vocab_from), "distinct_tokens": len(inventory),
-                               **vocabulary_coverage(texts, inventory, units)}
-    return {"stats": stats, "durations": durations}, report
+                               **vocabulary_coverage(texts, inventory, split)}
+    return {"stats": stats, "durations": durations.tolist()}, report
 
 
 def _tokenizer_conf(text: str) -> dict:
@@ -165,6 +177,19 @@ def _tokenizer_conf(text: str) -> dict:
     return conf
 
 
+def default_report_path(list_path: str) -> Path:
+    """Where ``asr-data check`` writes its report by default: beside the (first) list."""
+    return Path(f"{list_path}.check.json")
+
+
+def _add_token_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tokenizer-conf", type=_tokenizer_conf, default={"type": "char"},
+                        help="the config's tokenizer_conf as YAML, e.g. '{type: char, english: word}': count "
+                             "tokens as it splits text (default: char, English as letters; bpe: characters)")
+    parser.add_argument("--vocab-from", nargs="+", metavar="TRAIN_LIST",
+                        help="training lists: report the out-of-vocabulary rate of LISTS against their tokens")
+
+
 def _histogram(durations: list[float], color: bool) -> str:
     import plotext
 
@@ -178,15 +203,25 @@ def _histogram(durations: list[float], color: bool) -> str:
 
 
 def _stats_command(args) -> int:
+    check_audio = args.command == "check"
     try:
-        result, report = list_stats(args.lists, strict=args.strict, progress=not args.json,
+        result, report = list_stats(args.lists, strict=args.strict, progress=not args.json, check_audio=check_audio,
                                     tokenizer_conf=args.tokenizer_conf, vocab_from=args.vocab_from)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     stats = result["stats"]
+    document = {**stats, "lists": list(args.lists), "problems": [p.to_dict() for p in report.problems]}
+    if check_audio:
+        from engine.utils.fileio import atomic_write_text
+
+        target = Path(args.report) if args.report else default_report_path(args.lists[0])
+        atomic_write_text(target, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+        document["report"] = str(target)
+        if not args.json:
+            print(f"report written to {target}", file=sys.stderr)
     if args.json:
-        print(json.dumps({**stats, "problems": [p.to_dict() for p in report.problems]}, ensure_ascii=False))
+        print(json.dumps(document, ensure_ascii=False))
         return 0
     print(report.format())
     duration = stats["duration_s"]
@@ -221,7 +256,7 @@ def _demo_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="asr-data", description="Data lists: demo corpus and statistics.")
+    parser = argparse.ArgumentParser(prog="asr-data", description="Data lists: demo corpus, statistics and checks.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="synthesise the demo corpus with espeak-ng")
     demo.add_argument("--out", required=True, help="corpus directory (made if missing)")
@@ -233,12 +268,16 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("lists", nargs="+", help="jsonl lists")
     stats.add_argument("--strict", action="store_true", help="fail on the first bad entry")
     stats.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    stats.add_argument("--tokenizer-conf", type=_tokenizer_conf, default={"type": "char"},
-                       help="the config's tokenizer_conf as YAML, e.g. '{type: char, english: word}': count "
-                            "tokens as it splits text (default: char, English as letters; bpe: characters)")
-    stats.add_argument("--vocab-from", nargs="+", metavar="TRAIN_LIST",
-                       help="training lists: report the out-of-vocabulary rate of LISTS against their tokens")
+    _add_token_options(stats)
     stats.set_defaults(run=_stats_command)
+    check = commands.add_parser("check", help="stats after reading every audio header (missing, unreadable, "
+                                              "resampled, multi-channel files); writes a JSON report")
+    check.add_argument("lists", nargs="+", help="jsonl lists")
+    check.add_argument("--strict", action="store_true", help="fail on the first bad entry")
+    check.add_argument("--json", action="store_true", help="print the report as one JSON object too")
+    check.add_argument("--report", help="where to write the report (default: beside the first list, LIST.check.json)")
+    _add_token_options(check)
+    check.set_defaults(run=_stats_command)
     args = parser.parse_args(argv)
     return args.run(args)
 
