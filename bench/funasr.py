@@ -331,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="which to run: funasr (FunASR's trainer), engine (same recipe), demo (demo preset)")
     parser.add_argument("--out", type=Path, help="work directory to keep (default: a temporary one)")
     parser.add_argument("--max-train", type=int, help="only the first N training utterances (a smoke test)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the runs already in --out (each system's NAME.launched file) and only score them")
     parser.add_argument("--max-eval", type=int, help="only the first N valid and test utterances (a smoke test)")
     args = parser.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
@@ -356,17 +358,29 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     results: dict[str, list[dict]] = {}
+
+    def launch(name: str, argv: list[str], env: dict, cwd: Path = ROOT) -> float:
+        """Run one system (or, with --reuse, take its earlier run); its launch time is kept beside it."""
+        stamp = work / f"{name}.launched"
+        if args.reuse and stamp.is_file():
+            print(f"# {name}: reusing the run launched at {stamp.read_text().strip()}", flush=True)
+            return float(stamp.read_text())
+        launched = timed_run(argv, args.seconds, work / f"{name}.log", env, cwd)
+        stamp.write_text(f"{launched}\n")
+        return launched
+
     if "funasr" in systems:
         funasr_dir = work / "funasr"
-        shutil.rmtree(funasr_dir, ignore_errors=True)
-        funasr_dir.mkdir()
+        if not (args.reuse and (work / "funasr.launched").is_file()):
+            shutil.rmtree(funasr_dir, ignore_errors=True)
+        funasr_dir.mkdir(exist_ok=True)
         (work / "funasr-config.yaml").write_text(yaml.safe_dump(funasr_config(
             lists, funasr_tokens, work / "engine" / "am.mvn", funasr_dir, max_epoch)), encoding="utf-8")
         print(f"# FunASR: {args.seconds:.0f} s", flush=True)
-        launched = timed_run([args.funasr_python, "-m", "funasr.bin.train", "--config-path", str(work),
-                              "--config-name", "funasr-config.yaml", "++device=cpu", f"++ncpu={args.threads}",
-                              "++disable_update=true", f"hydra.run.dir={work / 'hydra'}"],
-                             args.seconds, work / "funasr.log", thread_env(args.threads), cwd=work)
+        launched = launch("funasr", [args.funasr_python, "-m", "funasr.bin.train", "--config-path", str(work),
+                                     "--config-name", "funasr-config.yaml", "++device=cpu", f"++ncpu={args.threads}",
+                                     "++disable_update=true", f"hydra.run.dir={work / 'hydra'}"],
+                          thread_env(args.threads), cwd=work)
         results["FunASR"] = funasr_results(args.funasr_python, funasr_dir, launched, args.seconds, lists["test"],
                                            work, args.threads)
     for name, config, key in (("engine", same, "engine"), ("demo", demo, "engine-demo")):
@@ -376,8 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         save_config(config, config_path)
         print(f"# engine ({'FunASR recipe' if name == 'engine' else 'demo preset recipe'}): {args.seconds:.0f} s",
               flush=True)
-        launched = timed_run([sys.executable, "-m", "engine.train", "--config", str(config_path)], args.seconds,
-                             work / f"{name}.log", thread_env(args.threads, str(ROOT)))
+        launched = launch(name, [sys.executable, "-m", "engine.train", "--config", str(config_path)],
+                          thread_env(args.threads, str(ROOT)))
         results[key] = engine_results(Path(config["output_dir"]), launched, args.seconds, lists["test"], work)
 
     print_table(results)
