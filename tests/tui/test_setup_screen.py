@@ -56,7 +56,7 @@ def stats_calls(monkeypatch):
     calls = Calls()
     calls.audio = []
 
-    def fake_stats(paths, should_stop=lambda: False, audio=False):
+    def fake_stats(paths, should_stop=lambda: False, audio=False, **_tokens):  # tokenizer_conf, vocab_from
         calls.append(list(paths))
         calls.audio.append(audio)
         return {"utterances": 1000, "hours": 2.0, "seconds": 7200.0, "dropped": {"too_long": 3},
