@@ -18,6 +18,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from engine.funasr.config_map import FunASRConfigError
+from engine.funasr.model_dir import expand_model_dir, looks_like_path
 from engine.optim_sche.conf import WARMUP_FROM_CHOICES, OptimConfError, entry_kwargs, normalise_optim_conf
 from engine.utils.fileio import atomic_write_text
 
@@ -41,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "specaug_conf": {},
     "tokenizer_conf": {"type": "char"},
     "model": "conformer",
+    # Set when the experiment started from a FunASR model directory (``model: DIR``, engine.funasr).
+    "model_dir": None,
     "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1, "length_normalized_loss": False},
     "encoder_conf": {},
     "decoder_conf": {},
@@ -107,7 +111,8 @@ OPEN_SECTIONS = {"specaug_conf", "tokenizer_conf", "model_conf", "encoder_conf",
 
 # Keys whose default is null (or whose type the default does not show), with the types they take.
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "train_conf.init_param": (str, type(None)),
+    "train_conf.init_param": (str, list, type(None)),
+    "model_dir": (str, type(None)),
     "train_conf.resume_from": (str, type(None)),
     "train_conf.grad_clip": (float, int, type(None)),
     "distributed.devices": (str, int, list, type(None)),
@@ -317,6 +322,11 @@ def validate_config(user: dict, source: str = "<config>") -> dict:
         user = normalise_optim_conf(user)
     except OptimConfError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    if looks_like_path(user.get("model")):
+        try:  # ``model: DIR``: a FunASR model directory gives the architecture, tokens, CMVN and weights
+            user = expand_model_dir(user, source)
+        except FunASRConfigError as exc:
+            raise ConfigError(str(exc)) from None
     config = deep_merge(DEFAULTS, {k: v for k, v in user.items() if k != "optim_sches"})
     if "optim_sches" in user:
         config["optim_sches"] = user["optim_sches"]
