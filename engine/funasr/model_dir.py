@@ -166,8 +166,19 @@ def expand_model_dir(user: dict, source: str) -> dict:
     """
     directory = read_model_dir(user["model"])
     out = {key: value for key, value in user.items() if key != "model"}
+    train_conf = dict(out.get("train_conf") or {})
+    new_vocabulary = "tokenizer_conf" in user and user["tokenizer_conf"] != directory.engine["tokenizer_conf"]
+    if new_vocabulary:
+        # A tokenizer built from the experiment's data: the output layers cannot carry over.
+        excluded = _excluded_prefixes(train_conf.get("init_param"))
+        if not all(any(layer == e or layer.startswith(e + ".") for e in excluded) for layer in OUTPUT_LAYERS):
+            raise ModelDirError(
+                f"{source}: tokenizer_conf {user['tokenizer_conf']} differs from the model directory's "
+                f"({directory.engine['tokenizer_conf']}, {directory.vocab_size} tokens in {directory.token_file.name}): "
+                f"a new vocabulary re-initialises the output layers; say so with train_conf.init_param: "
+                f"'{directory.model_file}:::{','.join(OUTPUT_LAYERS)}' (or keep the model's tokenizer)")
     for section in ARCHITECTURE_SECTIONS:
-        if section not in directory.engine:
+        if section not in directory.engine or (section == "tokenizer_conf" and new_vocabulary):
             continue
         base = directory.engine[section]
         given = user.get(section)
@@ -186,11 +197,27 @@ def expand_model_dir(user: dict, source: str) -> dict:
                                     f"({base!r}), the experiment says {given!r}")
             out[section] = base
     out["model_dir"] = str(directory.path.resolve())
-    train_conf = dict(out.get("train_conf") or {})
     if not train_conf.get("init_param"):
         train_conf["init_param"] = str(directory.model_file.resolve())
     out["train_conf"] = train_conf
     return out
+
+
+# The layers whose shape follows the vocabulary (FunASR's names; the engine maps them).
+OUTPUT_LAYERS = ("decoder.embed", "decoder.output_layer", "ctc.ctc_lo")
+
+
+def _excluded_prefixes(init_param) -> list[str]:
+    """EXCLUDE prefixes of ``PATH:SRC:DST:EXCLUDE`` init_param entries (see engine.trainer.init_param)."""
+    if not init_param:
+        return []
+    entries = [init_param] if isinstance(init_param, str) else list(init_param)
+    prefixes = []
+    for entry in entries:
+        parts = str(entry).split(":")
+        if len(parts) == 4:
+            prefixes += [p.strip() for p in parts[3].split(",") if p.strip()]
+    return prefixes
 
 
 def looks_like_path(value) -> bool:

@@ -19,6 +19,7 @@ from engine.data.specaug import SpecAugment
 from engine.models import build_model
 from engine.optim_sche import TrainStep, build_optim_sches
 from engine.trainer.assets import frontend_args, prepare_assets
+from engine.funasr.config_map import BY_ENGINE_MODEL
 from engine.trainer.init_param import describe, load_init_param
 from engine.trainer.resume import Position, position_of, restore_gradients, resume_path
 from engine.trainer.rng import restore_rng_state, seed_everything
@@ -90,8 +91,10 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     else:
         position = Position()
         if train_conf.get("init_param"):
-            init_report, init_step = load_init_param(model, train_conf["init_param"])
+            rename = BY_ENGINE_MODEL[config["model"]].rename if config["model"] in BY_ENGINE_MODEL else ()
+            init_report, init_step = load_init_param(model, train_conf["init_param"], rename=rename)
             log.info(describe(init_report))
+            check_size_mismatch(init_report, train_conf["init_param"], tokenizer, frontend)
 
     optim_sches = build_optim_sches(config["optim_sches"], model, train_conf)
     train_step = TrainStep(model, optim_sches, train_conf, dist_info.device)
@@ -112,6 +115,8 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
              "config": config}
     if init_report is not None:
         start["init_param"] = init_report
+    if config.get("model_dir"):
+        start["model_dir"] = config["model_dir"]
 
     checkpoints = CheckpointManager(run_dir, keep_nbest_models=int(train_conf["keep_nbest_models"]),
                                     avg_nbest_model=int(train_conf["avg_nbest_model"]),
@@ -121,6 +126,32 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
                       checkpoints=checkpoints, events=events, stop=stop,
                       tensorboard=TensorBoardScalars(run_dir, enabled=dist_info.is_main), position=position)
     return trainer, start
+
+
+# Engine names of the layers whose shapes follow the vocabulary, and of the input projection.
+VOCAB_LAYERS = ("decoder.embed.", "decoder.output_layer.", "ctc.ctc_lo.")
+INPUT_LAYER = "encoder.embed."
+
+
+def check_size_mismatch(report: dict, init_param, tokenizer, frontend) -> None:
+    """A vocabulary or feature-size change the key filter did not ask for is an error naming both
+    sizes and the filter that would re-initialise the layer (other shape changes are reported)."""
+    mismatched = {item["key"]: item for item in report["mismatched"]}
+    first = str(init_param[0] if isinstance(init_param, list) else init_param).split(":")[0]
+    vocab = [item for key, item in mismatched.items() if key.startswith(VOCAB_LAYERS)]
+    if vocab:
+        item = next((i for i in vocab if i["key"] == "ctc.ctc_lo.weight"), vocab[0])
+        raise ValueError(
+            f"vocabulary mismatch: {first} has {item['checkpoint'][0]} output tokens ({item['key']}), the run's "
+            f"tokenizer has {tokenizer.vocab_size}; to re-initialise the output layers, set train_conf.init_param: "
+            f"'{first}:::decoder.embed,decoder.output_layer,ctc.ctc_lo'")
+    inputs = [item for key, item in mismatched.items() if key.startswith(INPUT_LAYER)]
+    if inputs:
+        item = inputs[0]
+        raise ValueError(
+            f"feature size mismatch: {first}'s input layer {item['key']} is {item['checkpoint']}, the model built "
+            f"for this frontend's {frontend.output_dim} features has {item['model']}; to re-initialise the input "
+            f"layer, set train_conf.init_param: '{first}:::encoder.embed'")
 
 
 def restore_gradients_and_rng(state: dict, model, dist_info) -> None:
