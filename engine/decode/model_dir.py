@@ -190,7 +190,10 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None):
         model_dir, config = read_funasr_dir(directory)
         tokenizer_path = model_dir.bpe_model or model_dir.token_file
         tokenizer = load_tokenizer(tokenizer_path)
-        frontend = WavFrontend(**config["frontend_conf"], cmvn_file=model_dir.cmvn_file)
+        try:
+            frontend = WavFrontend(**config["frontend_conf"], cmvn_file=model_dir.cmvn_file)
+        except ValueError as error:
+            raise ModelLoadError(f"{directory / CONFIG_FILE}: {error}") from None
         rename = engine_architecture(config["model"]).rename
         names = rename_keys(state, rename, to_engine=True)
         state = {names[key]: value for key, value in state.items()}
