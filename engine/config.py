@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import yaml
 
 from engine.funasr.config_map import FunASRConfigError
-from engine.funasr.model_dir import expand_model_dir, looks_like_path
+from engine.funasr.model_dir import expand_model_dir, looks_like_path, read_model_dir
 from engine.optim_sche.conf import WARMUP_FROM_CHOICES, OptimConfError, entry_kwargs, normalise_optim_conf
 from engine.utils.fileio import atomic_write_text
 
@@ -275,6 +275,12 @@ def check_config(config: dict) -> list[ConfigIssue]:
     for key, value in config.items():
         if key not in DEFAULTS:
             issues.append(ConfigIssue(key, "unknown key"))
+            continue
+        if key == "model" and looks_like_path(value):  # a FunASR model directory
+            try:
+                read_model_dir(value)
+            except FunASRConfigError as exc:
+                issues.append(ConfigIssue("model", str(exc)))
             continue
         default = DEFAULTS[key]
         if key == "optim_sches":

@@ -116,7 +116,7 @@ class LrPreview(Vertical):
         super().__init__(id=id)
         self.curves: dict[str, list[float]] = {}
         self.error: str | None = None
-        self._request: tuple[dict, int, int] | None = None
+        self._request: tuple[dict, int, int, float] | None = None
         self._timer: Timer | None = None
         self._computing = False
         self._computations = 0
@@ -130,9 +130,10 @@ class LrPreview(Vertical):
         """How many curves were computed (tests check the debounce with it)."""
         return self._computations
 
-    def request(self, optim_sches: dict, total_steps: int, accum_grad: int = 1) -> None:
-        """Preview these OptimSchedulers over ``total_steps`` training steps, after a pause in typing."""
-        self._request = (copy.deepcopy(optim_sches), int(total_steps), int(accum_grad))
+    def request(self, optim_sches: dict, total_steps: int, accum_grad: int = 1, ft_factor: float = 1.0) -> None:
+        """Preview these OptimSchedulers over ``total_steps`` training steps, after a pause in typing
+        (``ft_factor``: train_conf's fine-tuning scale of every lr)."""
+        self._request = (copy.deepcopy(optim_sches), int(total_steps), int(accum_grad), float(ft_factor))
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self._start)
@@ -147,13 +148,13 @@ class LrPreview(Vertical):
         self.query_one("#lr-status", Static).update("lr preview: computing…")
         self.run_worker(partial(self._compute, *request), thread=True, group="lr-preview", name="lr preview")
 
-    def _compute(self, optim_sches: dict, total_steps: int, accum_grad: int) -> None:
+    def _compute(self, optim_sches: dict, total_steps: int, accum_grad: int, ft_factor: float = 1.0) -> None:
         worker = get_current_worker()
         steps = min(total_steps, MAX_PREVIEW_STEPS)
         try:
             from engine.optim_sche import lr_curve  # torch: only here, off the UI thread
 
-            curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad), None
+            curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad, ft_factor=ft_factor), None
         except Exception as exc:  # any bad combination of values is shown, never raised into the UI
             curves, error = {}, str(exc) or type(exc).__name__
         if not worker.is_cancelled:

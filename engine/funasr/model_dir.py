@@ -221,4 +221,8 @@ def _excluded_prefixes(init_param) -> list[str]:
 
 
 def looks_like_path(value) -> bool:
-    return isinstance(value, str) and ("/" in value or value.startswith(".") or Path(value).expanduser().is_dir())
+    """``model:`` names a directory rather than an engine architecture (conformer, transformer, ...)."""
+    from engine.funasr.config_map import BY_ENGINE_MODEL
+
+    return isinstance(value, str) and value not in BY_ENGINE_MODEL and (
+        "/" in value or value.startswith((".", "~")) or Path(value).expanduser().is_dir())
