@@ -200,13 +200,19 @@ class CheckpointsScreen(Screen):
 
     # Exporting a FunASR model directory.
 
-    def action_export(self) -> None:
+    def _selected_when_idle(self) -> CheckpointInfo | None:
+        """The selected checkpoint, or None (told why) while a job runs or nothing is selected."""
         if self.busy:
             self.notify("a job is already running", severity="warning")
-            return
+            return None
         ckpt = self.selected()
         if ckpt is None:
             self.notify("no checkpoint selected", severity="warning")
+        return ckpt
+
+    def action_export(self) -> None:
+        ckpt = self._selected_when_idle()
+        if ckpt is None:
             return
         out = self.run_dir / "export" / ckpt.name
         question = (f"Export {ckpt.name} as a FunASR model directory into {out}?\n"
@@ -236,12 +242,8 @@ class CheckpointsScreen(Screen):
         return ""
 
     def action_decode(self) -> None:
-        if self.busy:
-            self.notify("a job is already running", severity="warning")
-            return
-        ckpt = self.selected()
+        ckpt = self._selected_when_idle()
         if ckpt is None:
-            self.notify("no checkpoint selected", severity="warning")
             return
         record_cwd = self._run_cwd()
 

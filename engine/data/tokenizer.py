@@ -9,7 +9,6 @@ characters as units and English as whole words (``english: word``) or letters
 from __future__ import annotations
 
 import io
-import json
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -235,19 +234,9 @@ def load_tokenizer(path):
         raise FileNotFoundError(f"{path}: tokenizer file not found")
     if path.suffix == ".model":
         return BpeTokenizer(path.read_bytes())
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: token list is not UTF-8: {error}") from error
-    if path.suffix == ".json":  # FunASR's tokens.json: a JSON list
-        try:
-            tokens = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: line {error.lineno}: not a JSON token list: {error.msg}") from error
-        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-            raise ValueError(f"{path}: expected a JSON list of token strings")
-    else:
-        tokens = [line.strip() for line in text.splitlines() if line.strip()]
+    from engine.funasr.model_dir import read_token_list  # tokens.txt, or FunASR's tokens.json
+
+    tokens = read_token_list(path)
     english = "letter" if WORD_BOUNDARY in tokens else "word"
     try:
         return CharTokenizer(tokens, english)

@@ -203,9 +203,11 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None):
         tokenizer = load_tokenizer(tokenizer_path)
         frontend = build_frontend(config, directory)
     check_compatible(checkpoint, state, meta, config, tokenizer, tokenizer_path, frontend)
+    # Only architectures with a predictor (Paraformer) take predictor_conf.
+    extra = {"predictor_conf": config["predictor_conf"]} if config.get("predictor_conf") else {}
     try:
         model = build_model(config["model"], frontend.output_dim, tokenizer.vocab_size, config["model_conf"],
-                            config["encoder_conf"], config["decoder_conf"], sos_eos_id=tokenizer.sos_eos_id)
+                            config["encoder_conf"], config["decoder_conf"], sos_eos_id=tokenizer.sos_eos_id, **extra)
     except ValueError as error:
         raise ModelLoadError(f"{directory / CONFIG_FILE}: {error}") from error
     result = model.load_state_dict(state, strict=False)
@@ -238,7 +240,10 @@ def funasr_config_of(model, frontend: WavFrontend, tokenizer, config: dict, has_
     """FunASR config.yaml of a loaded engine model (sos/eos from the model itself)."""
     engine = {key: config.get(key) for key in ("model", "model_conf", "encoder_conf", "decoder_conf",
                                                "predictor_conf") if config.get(key) is not None}
-    engine["model_conf"] = {**(engine.get("model_conf") or {}), "sos": int(model.sos), "eos": int(model.eos)}
+    engine["model_conf"] = dict(engine.get("model_conf") or {})
+    for name in ("sos", "eos"):  # the ids the model really uses (FunASR's defaults are 1 and 2)
+        if getattr(model, name, None) is not None:
+            engine["model_conf"][name] = int(getattr(model, name))
     # FunASR's WavFrontend dithers at inference too: an inference directory says 0.0.
     engine["frontend_conf"] = {"fs": frontend.fs, "window": frontend.window, "n_mels": frontend.n_mels,
                                "frame_length": frontend.frame_length, "frame_shift": frontend.frame_shift,

@@ -59,7 +59,9 @@ def read_token_list(path: Path) -> list[str]:
     """FunASR's token list: tokens.json (a JSON list) or tokens.txt (one token a line)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise ModelDirError(f"{path}: token list is not UTF-8: {error}") from None
+    except OSError as error:
         raise ModelDirError(f"{path}: cannot read the token list: {error}") from None
     if path.suffix == ".json":
         try:

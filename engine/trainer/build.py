@@ -16,10 +16,10 @@ from engine.config import save_config
 from engine.data import build_dataloader
 from engine.data.frontend import WavFrontend
 from engine.data.specaug import SpecAugment
+from engine.funasr.config_map import BY_ENGINE_MODEL
 from engine.models import build_model
 from engine.optim_sche import TrainStep, build_optim_sches
 from engine.trainer.assets import frontend_args, prepare_assets
-from engine.funasr.config_map import BY_ENGINE_MODEL
 from engine.trainer.init_param import describe, load_init_param
 from engine.trainer.resume import Position, position_of, restore_gradients, resume_path
 from engine.trainer.rng import restore_rng_state, seed_everything
