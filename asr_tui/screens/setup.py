@@ -30,7 +30,7 @@ from asr_tui.messages import LaunchRequested
 from asr_tui.presets_store import PresetError, config_diff, list_presets, load_preset, model_section
 from asr_tui.widgets.form_data_check import DataCheck
 from asr_tui.widgets.form_fields import (
-    FieldSpec, FormField, devices, get_dotted, integer, mapping, number, optional_path, path_list, pop_dotted,
+    FieldSpec, FormField, devices, get_dotted, init_param_spec, integer, mapping, number, path_list, pop_dotted,
     set_dotted, text,
 )
 from asr_tui.widgets.form_file_picker import FilePickerScreen
@@ -94,8 +94,9 @@ TRAINING_FIELDS = (
               placeholder="no clipping"),
     FieldSpec("train_conf.use_fp16", "use_fp16", kind="switch"),
     FieldSpec("train_conf.use_bf16", "use_bf16", kind="switch"),
-    FieldSpec("train_conf.init_param", "init_param", optional_path(), placeholder="start from random weights",
-              help="a checkpoint to initialise the model from (fine-tuning)"),
+    FieldSpec("train_conf.init_param", "init_param", init_param_spec(), placeholder="start from random weights",
+              help="a checkpoint to initialise the model from (fine-tuning); PATH:SRC:DST:EXCLUDE,... filters keys "
+                   "(e.g. model.pt:::ctc.ctc_lo,decoder.output_layer,decoder.embed re-initialises the output layers)"),
     FieldSpec("train_conf.ft_factor", "ft_factor", number(minimum=0.0, exclusive_min=True),
               help="scales every lr (fine-tuning)"),
     FieldSpec("seed", "seed", integer(minimum=0)),

@@ -70,3 +70,19 @@ async def test_broken_model_dir_names_the_missing_file(workdir, tmp_path):
         picker = await choose(pilot, screen, str(broken))
         assert "no model.pt in this model directory" in str(picker.query_one("#model-dir-summary", Static).render())
         await wait_for(pilot, lambda: any("no model.pt" in p.message for p in screen.problems()))
+
+
+def test_init_param_field_takes_the_key_filter(tmp_path):
+    from asr_tui.widgets.form_fields import init_param_spec
+
+    parse = init_param_spec()
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"x")
+    assert parse(f"{model}:::ctc.ctc_lo,decoder.output_layer") == f"{model}:::ctc.ctc_lo,decoder.output_layer"
+    assert parse(f"{model}:encoder:encoder") == f"{model}:encoder:encoder"
+    assert parse("") is None
+    import pytest
+    with pytest.raises(ValueError, match="no such file"):
+        parse(f"{tmp_path / 'nope.pt'}:::ctc")
+    with pytest.raises(ValueError, match="PATH"):
+        parse(f"{model}:a:b:c:d")
