@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from engine.checkpoint.assets import ASSETS_KEY, AssetMismatchError, check_assets, fingerprint
+from engine.checkpoint.storage import CheckpointError, CheckpointNotFoundError, load_checkpoint
 from engine.config import DEFAULTS, read_yaml
 from engine.data.frontend import WavFrontend
 from engine.data.tokenizer import BPE_FILE, TOKENS_FILE, load_tokenizer
@@ -27,7 +29,7 @@ from engine.funasr.config_map import FunASRConfigError, engine_architecture, eng
 from engine.funasr.model_dir import ModelDir, is_model_dir, read_model_dir
 from engine.models import build_model
 from engine.models.subsampling import CONV_SHAPES
-from engine.utils.fileio import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from engine.utils.fileio import atomic_directory, atomic_torch_save, atomic_write_bytes, atomic_write_text
 
 CONFIG_FILE = "config.yaml"
 CMVN_FILE = "am.mvn"
@@ -65,11 +67,11 @@ def resolve_checkpoint(path) -> Path:
 def load_state_dict(checkpoint: Path) -> tuple[dict, dict]:
     """(model state_dict, the checkpoint's other entries) of a saved checkpoint."""
     try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
+        saved = load_checkpoint(checkpoint)
+    except CheckpointNotFoundError:
         raise ModelLoadError(f"{checkpoint}: checkpoint not found") from None
-    except Exception as error:  # torch raises several types for a torn or foreign file
-        raise ModelLoadError(f"{checkpoint}: cannot read checkpoint: {error}") from error
+    except CheckpointError as error:
+        raise ModelLoadError(str(error)) from error
     if not isinstance(saved, dict):
         raise ModelLoadError(f"{checkpoint}: not a checkpoint (a {type(saved).__name__}, expected a dict)")
     entry = next((key for key in ("model", "state_dict") if isinstance(saved.get(key), dict)), None)
@@ -172,13 +174,14 @@ def read_funasr_dir(directory: Path) -> tuple[ModelDir, dict]:
     return model_dir, config
 
 
-def load_asr(path, device: str | torch.device = "cpu", run_dir=None):
+def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_changed_assets: bool = False):
     """Load a run directory, model directory or checkpoint -> (model, frontend, tokenizer, config).
 
     The model is in eval mode on ``device``; ``config["checkpoint"]`` names the file loaded.
     A checkpoint saved outside its run (``asr-average --out``) takes its config, tokenizer and
     CMVN from ``run_dir``. A FunASR model directory is built from its config.yaml, with FunASR's
-    parameter names mapped onto the engine's.
+    parameter names mapped onto the engine's. A token list or CMVN other than the ones the
+    checkpoint was trained with is an error naming both, unless ``allow_changed_assets``.
     """
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -203,6 +206,12 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None):
         tokenizer = load_tokenizer(tokenizer_path)
         frontend = build_frontend(config, directory)
     check_compatible(checkpoint, state, meta, config, tokenizer, tokenizer_path, frontend)
+    if not allow_changed_assets:
+        try:
+            check_assets(meta.get(ASSETS_KEY), fingerprint(tokenizer_path, frontend.cmvn_file), checkpoint,
+                         {"tokens": tokenizer_path, "cmvn": frontend.cmvn_file}, "pass --allow-changed-assets")
+        except AssetMismatchError as error:
+            raise ModelLoadError(str(error)) from None
     # Only architectures with a predictor (Paraformer) take predictor_conf.
     extra = {"predictor_conf": config["predictor_conf"]} if config.get("predictor_conf") else {}
     try:
@@ -282,21 +291,23 @@ def export_model_dir(run_dir_or_checkpoint, out_dir, checkpoint=None) -> Path:
         raise ModelLoadError(str(error)) from None
     state = model.state_dict()
     names = rename_keys(state, rename, to_engine=False)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if has_cmvn:
-        atomic_write_bytes(out_dir / CMVN_FILE, Path(frontend.cmvn_file).read_bytes())
-    if funasr_config["tokenizer"] == "SentencepiecesTokenizer":
-        atomic_write_bytes(out_dir / BPE_FILE, tokenizer_file(directory).read_bytes()
-                           if not is_model_dir(directory) else (directory / BPE_FILE).read_bytes())
-    atomic_write_text(out_dir / TOKENS_JSON, json.dumps(list(tokenizer.token_list), ensure_ascii=False, indent=1) + "\n")
-    atomic_write_text(out_dir / CONFIG_FILE, yaml.safe_dump(funasr_config, sort_keys=False, allow_unicode=True))
-    atomic_torch_save({"state_dict": {names[key]: value for key, value in state.items()},
-                       "input_dim": frontend.output_dim, "vocab_size": tokenizer.vocab_size,
-                       "source": str(source.resolve())}, out_dir / MODEL_FILE)
-    atomic_write_text(out_dir / CONFIGURATION_FILE, json.dumps(
-        configuration_json(TOKENS_JSON, has_cmvn, funasr_config["tokenizer_conf"].get("bpemodel")), indent=2) + "\n")
-    for stale in ("tokens.txt",):  # an older export's files would shadow tokens.json in FunASR's loader
-        if (out_dir / stale).is_file():
-            (out_dir / stale).unlink()
-    load_asr(out_dir)
+    with atomic_directory(out_dir) as tmp:  # the folder appears whole, checked, or not at all
+        if has_cmvn:
+            atomic_write_bytes(tmp / CMVN_FILE, Path(frontend.cmvn_file).read_bytes())
+        if funasr_config["tokenizer"] == "SentencepiecesTokenizer":
+            atomic_write_bytes(tmp / BPE_FILE, (directory / BPE_FILE).read_bytes())
+        atomic_write_text(tmp / TOKENS_JSON,
+                          json.dumps(list(tokenizer.token_list), ensure_ascii=False, indent=1) + "\n")
+        atomic_write_text(tmp / CONFIG_FILE, yaml.safe_dump(funasr_config, sort_keys=False, allow_unicode=True))
+        # The fingerprint of the files written here: the same tokens and statistics as the run's,
+        # now in FunASR's tokens.json (asr-decode on the export checks them as on a run).
+        tokens_for_fingerprint = tmp / (BPE_FILE if (tmp / BPE_FILE).is_file() else TOKENS_JSON)
+        assets = fingerprint(tokens_for_fingerprint, tmp / CMVN_FILE if has_cmvn else None)
+        atomic_torch_save({"state_dict": {names[key]: value for key, value in state.items()},
+                           "input_dim": frontend.output_dim, "vocab_size": tokenizer.vocab_size,
+                           "source": str(source.resolve()), ASSETS_KEY: assets}, tmp / MODEL_FILE)
+        atomic_write_text(tmp / CONFIGURATION_FILE, json.dumps(
+            configuration_json(TOKENS_JSON, has_cmvn, funasr_config["tokenizer_conf"].get("bpemodel")), indent=2)
+            + "\n")
+        load_asr(tmp)
     return out_dir

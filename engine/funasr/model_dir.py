@@ -210,16 +210,15 @@ OUTPUT_LAYERS = ("decoder.embed", "decoder.output_layer", "ctc.ctc_lo")
 
 
 def _excluded_prefixes(init_param) -> list[str]:
-    """EXCLUDE prefixes of ``PATH:SRC:DST:EXCLUDE`` init_param entries (see engine.trainer.init_param)."""
+    """EXCLUDE prefixes of ``PATH:SRC:DST:EXCLUDE`` init_param entries (engine.trainer.init_spec)."""
+    from engine.trainer.init_spec import init_specs
+
     if not init_param:
         return []
-    entries = [init_param] if isinstance(init_param, str) else list(init_param)
-    prefixes = []
-    for entry in entries:
-        parts = str(entry).split(":")
-        if len(parts) == 4:
-            prefixes += [p.strip() for p in parts[3].split(",") if p.strip()]
-    return prefixes
+    try:
+        return [prefix for spec in init_specs(init_param) for prefix in spec.exclude]
+    except ValueError:
+        return []  # the malformed entry is reported where it is loaded
 
 
 def looks_like_path(value) -> bool:
