@@ -125,7 +125,7 @@ def test_vocabulary_mismatch_at_start_names_both_sizes_and_the_filter(small_corp
     # A run directory seeded with another token list (the run keeps what is there).
     (run_dir / "tokens.txt").write_text("<blank>\n<s>\n</s>\n<unk>\na\nb\n", encoding="utf-8")
     config = write_config(finetune_config(small_corpus, run_dir), tmp_path / "r.yaml")
-    assert main(["--config", str(config)]) == 1
+    assert main(["--config", str(config)]) == 2  # found while setting up: a user error
     error = next(e for e in events_of(run_dir) if e["event"] == "error")
     assert "has 172 output tokens" in error["message"] and "tokenizer has 6" in error["message"]
     assert f":::{OUTPUT_FILTER}" in error["message"]
