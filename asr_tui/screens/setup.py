@@ -30,8 +30,8 @@ from asr_tui.messages import LaunchRequested
 from asr_tui.presets_store import PresetError, config_diff, list_presets, load_preset, model_section
 from asr_tui.widgets.form_data_check import DataCheck
 from asr_tui.widgets.form_fields import (
-    FieldSpec, FormField, devices, get_dotted, init_param_spec, integer, mapping, number, path_list, pop_dotted,
-    set_dotted, text,
+    FieldSpec, FormField, devices, get_dotted, init_param_spec, integer, mapping, number, number_list, optional_path,
+    path_list, pop_dotted, set_dotted, text,
 )
 from asr_tui.widgets.form_file_picker import FilePickerScreen
 from asr_tui.widgets.form_model_dir import FINETUNE_SUGGESTIONS, LOCKED_KEYS, ModelDirPicker
@@ -79,6 +79,9 @@ BATCHING_FIELDS = (
               help="longer utterances (frames) are dropped and counted"),
     FieldSpec("dataset_conf.max_target_length", "max_target_length", integer(minimum=1)),
     FieldSpec("dataset_conf.shuffle", "shuffle", kind="switch"),
+    FieldSpec("dataset_conf.speed_perturb", "speed_perturb", number_list(optional=True, minimum=0.5, maximum=2.0),
+              placeholder="off (e.g. 0.9, 1.0, 1.1)",
+              help="training audio played at one of these speeds, drawn per utterance and epoch"),
 )
 TRAINING_FIELDS = (
     FieldSpec("train_conf.max_epoch", "max_epoch", integer(minimum=1)),
@@ -89,6 +92,8 @@ TRAINING_FIELDS = (
     FieldSpec("train_conf.avg_nbest_model", "avg_nbest_model", integer(minimum=0)),
     FieldSpec("train_conf.avg_keep_nbest_models_type", "n-best by", kind="select",
               choices=CHOICES["train_conf.avg_keep_nbest_models_type"]),
+    FieldSpec("train_conf.patience", "patience", integer(minimum=0), placeholder="0: off",
+              help="stop when the n-best metric has not improved for this many validations"),
     FieldSpec("train_conf.accum_grad", "accum_grad", integer(minimum=1)),
     FieldSpec("train_conf.grad_clip", "grad_clip", number(minimum=0.0, exclusive_min=True, optional=True),
               placeholder="no clipping"),
@@ -492,8 +497,8 @@ class SetupScreen(Screen):
         optim_sches = self.config.get("optim_sches") or {}
         if optim_sches:
             accum = int(get_dotted(self.config, "train_conf.accum_grad", 1) or 1)
-            ft_factor = float(get_dotted(self.config, "train_conf.ft_factor", 1.0) or 1.0)
-            self.query_one(LrPreview).request(optim_sches, self._preview_steps or steps, accum, ft_factor=ft_factor)
+            self.query_one(LrPreview).request(optim_sches, self._preview_steps or steps, accum, config=self.config,
+                                              steps_given=bool(self._preview_steps))
 
     @on(LrPreview.Computed)
     def _preview_computed(self, event: LrPreview.Computed) -> None:

@@ -116,7 +116,7 @@ class LrPreview(Vertical):
         super().__init__(id=id)
         self.curves: dict[str, list[float]] = {}
         self.error: str | None = None
-        self._request: tuple[dict, int, int, float] | None = None
+        self._request: tuple | None = None
         self._timer: Timer | None = None
         self._computing = False
         self._computations = 0
@@ -130,10 +130,16 @@ class LrPreview(Vertical):
         """How many curves were computed (tests check the debounce with it)."""
         return self._computations
 
-    def request(self, optim_sches: dict, total_steps: int, accum_grad: int = 1, ft_factor: float = 1.0) -> None:
-        """Preview these OptimSchedulers over ``total_steps`` training steps, after a pause in typing
-        (``ft_factor``: train_conf's fine-tuning scale of every lr)."""
-        self._request = (copy.deepcopy(optim_sches), int(total_steps), int(accum_grad), float(ft_factor))
+    def request(self, optim_sches: dict, total_steps: int, accum_grad: int = 1, config: dict | None = None,
+                steps_given: bool = False) -> None:
+        """Preview these OptimSchedulers over ``total_steps`` training steps, after a pause in typing.
+
+        With ``config``, ``max_update: auto`` is filled in from its training lists as the trainer will
+        (engine.optim_sche.preview.with_run_length), and unless ``steps_given`` the preview spans the
+        run: max_epoch x batches per epoch.
+        """
+        self._request = (copy.deepcopy(optim_sches), int(total_steps), int(accum_grad), copy.deepcopy(config),
+                         steps_given)
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self._start)
@@ -148,19 +154,34 @@ class LrPreview(Vertical):
         self.query_one("#lr-status", Static).update("lr preview: computing…")
         self.run_worker(partial(self._compute, *request), thread=True, group="lr-preview", name="lr preview")
 
-    def _compute(self, optim_sches: dict, total_steps: int, accum_grad: int, ft_factor: float = 1.0) -> None:
+    def _compute(self, optim_sches: dict, total_steps: int, accum_grad: int, config: dict | None = None,
+                 steps_given: bool = False) -> None:
         worker = get_current_worker()
-        steps = min(total_steps, MAX_PREVIEW_STEPS)
+        run_length = ""
         try:
+            if config is not None:
+                from engine.optim_sche.preview import with_run_length  # reads the lists: off the UI thread
+
+                train_conf = {"accum_grad": accum_grad, **(config.get("train_conf") or {})}
+                optim_sches, values, batches = with_run_length(config, optim_sches, train_conf)
+                if batches is not None:
+                    max_epoch = int(train_conf.get("max_epoch") or 1)
+                    if not steps_given:
+                        total_steps = max_epoch * batches
+                    run_length = " · max_update " + ", ".join(f"{k} {v}" for k, v in values.items()) + \
+                        f" ({max_epoch} epochs x {batches} batches)"
+            steps = min(total_steps, MAX_PREVIEW_STEPS)
             from engine.optim_sche import lr_curve  # torch: only here, off the UI thread
 
+            # train_conf.ft_factor scales every lr (fine-tuning), as in training
+            ft_factor = float(((config or {}).get("train_conf") or {}).get("ft_factor") or 1.0)
             curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad, ft_factor=ft_factor), None
         except Exception as exc:  # any bad combination of values is shown, never raised into the UI
             curves, error = {}, str(exc) or type(exc).__name__
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._show, curves, error, total_steps)
+            self.app.call_from_thread(self._show, curves, error, total_steps, run_length)
 
-    def _show(self, curves: dict[str, list[float]], error: str | None, total_steps: int) -> None:
+    def _show(self, curves: dict[str, list[float]], error: str | None, total_steps: int, run_length: str = "") -> None:
         self._computing = False
         self._computations += 1
         self.curves, self.error = curves, error
@@ -171,7 +192,7 @@ class LrPreview(Vertical):
             peaks = ", ".join(f"{name} peak {max(lrs):.3g}" for name, lrs in curves.items() if lrs)
             span = short_count(total_steps) if total_steps <= MAX_PREVIEW_STEPS else \
                 f"the first {short_count(MAX_PREVIEW_STEPS)} of {short_count(total_steps)}"
-            status.update(f"lr per update over {span} training steps · {peaks}")
+            status.update(f"lr per update over {span} training steps · {peaks}{run_length}")
         self.redraw()
         self.post_message(self.Computed(curves, error))
         if self._request is not None and self._timer is None:
