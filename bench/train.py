@@ -4,7 +4,16 @@ step_time_ratio_vs_bare: seconds per training step of the engine's loop (Trainer
 TrainStep, meters, events, FunASR log lines) over a bare PyTorch loop (forward, backward, clip,
 AdamW, warm-up schedule) on the same model and the same pre-loaded batches, measured in one run,
 alternating the two (goal <= 1.05). Data loading is left out of both: it is the data pipeline's
-figure (bench/data.py).
+figure (bench/data.py). The conformer-demo model; ``step_time_ratio_vs_bare_paraformer``: the
+same for the paraformer-demo model.
+
+step_time_ratio_vs_funasr (Paraformer, when FunASR's virtualenv is there: --funasr-python,
+default /work/funasr-venv/bin/python): the engine's Trainer.train_epoch over FunASR 1.4.16's own
+Trainer.train_epoch (bench/funasr_train_epoch.py, in that virtualenv) on FunASR's Paraformer
+class built from the same confs, starting from the same weights, on the same pre-loaded
+batches, with AdamW, WarmupLR, the same grad clip and log interval, one CPU thread count. The
+FunASR rounds run in a subprocess after the engine's (not interleaved), under its own torch
+(2.11 there, 2.14 here): medians of the rounds.
 
 demo_time_to_cer_s: training seconds of the demo preset until a checkpoint decodes the demo test
 split (unseen voices) to CER <= 0.15 with CTC greedy search (checkpoints every 25 updates; each is
@@ -39,6 +48,8 @@ from engine.trainer.validation import forward_batch  # noqa: E402
 from engine.utils.dist import init_distributed  # noqa: E402
 
 PRESET = ROOT / "presets" / "conformer-demo.yaml"
+PARAFORMER_PRESET = ROOT / "presets" / "paraformer-demo.yaml"
+FUNASR_PYTHON = Path("/work/funasr-venv/bin/python")
 CER_GOAL = 0.15
 
 
@@ -61,11 +72,11 @@ class PreloadedBatches:
             yield batch
 
 
-def demo_config(corpus: Path, run_dir: Path, **train_conf) -> dict:
+def demo_config(corpus: Path, run_dir: Path, preset: Path = PRESET, **train_conf) -> dict:
     overrides = [f"++output_dir={run_dir}"] + [
         f"++{split}_data_set_list=[{corpus / f'{split}.jsonl'}]" for split in ("train", "valid", "test")]
     overrides += [f"++train_conf.{key}={value}" for key, value in train_conf.items()]
-    return load_config(PRESET, overrides)
+    return load_config(preset, overrides)
 
 
 def bare_steps(model, batches, config) -> float:
@@ -88,9 +99,15 @@ def bare_steps(model, batches, config) -> float:
     return time.perf_counter() - start
 
 
-def step_time_ratio(corpus: Path, num_batches: int, rounds: int) -> float:
+def step_time_ratios(corpus: Path, num_batches: int, rounds: int, preset: Path = PRESET,
+                     funasr_python: Path | None = None, cmvn: bool = True) -> dict[str, float]:
+    """{"vs_bare": ratio, "engine_step_s", "bare_step_s"} and, with ``funasr_python`` (Paraformer
+    only), {"vs_funasr": ratio, "funasr_step_s"}. ``cmvn`` False skips computing the CMVN
+    statistics (minutes on a loaded 2-core machine; the timed steps do not depend on them)."""
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        config = demo_config(corpus, Path(tmp), validate_interval=10**6, save_checkpoint_interval=10**6)
+        config = demo_config(corpus, Path(tmp), preset, validate_interval=10**6, save_checkpoint_interval=10**6)
+        if not cmvn:
+            config["cmvn"] = "none"
         dist_info = init_distributed("auto")
         events = EventWriter(Path(tmp) / "events.jsonl")
         trainer, _ = build_trainer(config, dist_info, events=events, stop=StopRequest())
@@ -99,6 +116,7 @@ def step_time_ratio(corpus: Path, num_batches: int, rounds: int) -> float:
         preloaded = PreloadedBatches(batches)
         trainer.train_loader = trainer.sampler = preloaded
         bare_model = copy.deepcopy(trainer.model)
+        initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
         engine_times, bare_times = [], []
         for _ in range(rounds):
             start = time.perf_counter()
@@ -106,7 +124,33 @@ def step_time_ratio(corpus: Path, num_batches: int, rounds: int) -> float:
             engine_times.append(time.perf_counter() - start)
             bare_times.append(bare_steps(bare_model, batches, config))
         events.close()
-    return statistics.median(engine_times) / statistics.median(bare_times)
+        engine_s, bare_s = statistics.median(engine_times), statistics.median(bare_times)
+        ratios = {"vs_bare": engine_s / bare_s, "engine_step_s": engine_s / num_batches,
+                  "bare_step_s": bare_s / num_batches}
+        if funasr_python is not None:
+            funasr_times = funasr_epoch_times(funasr_python, config, initial, batches, rounds,
+                                              vocab_size=trainer.model.vocab_size, tmp=Path(tmp))
+            ratios["vs_funasr"] = engine_s / statistics.median(funasr_times)
+            ratios["funasr_step_s"] = statistics.median(funasr_times) / num_batches
+    return ratios
+
+
+def funasr_epoch_times(python: Path, config: dict, state_dict: dict, batches: list[dict], rounds: int,
+                       vocab_size: int, tmp: Path) -> list[float]:
+    """FunASR's Trainer.train_epoch on the same model, weights and batches (bench/funasr_train_epoch.py)."""
+    conf = config["optim_sches"]["main"]["conf"]
+    model_kwargs = {"encoder": "SANMEncoder", "encoder_conf": config["encoder_conf"],
+                    "decoder": "ParaformerSANMDecoder", "decoder_conf": config["decoder_conf"],
+                    "predictor": "CifPredictorV2", "predictor_conf": config["predictor_conf"],
+                    "input_size": batches[0]["speech"].size(-1), "vocab_size": vocab_size, **config["model_conf"]}
+    job = {"model_kwargs": model_kwargs, "state_dict": state_dict, "optim_conf": conf["optim_conf"],
+           "warmup_steps": conf["warmup_steps"], "grad_clip": config["train_conf"]["grad_clip"],
+           "log_interval": config["train_conf"]["log_interval"],
+           "batches": [{k: b[k] for k in ("speech", "speech_lengths", "text", "text_lengths")} for b in batches]}
+    torch.save(job, tmp / "funasr_job.pt")
+    result = subprocess.run([str(python), str(ROOT / "bench" / "funasr_train_epoch.py"), str(tmp / "funasr_job.pt"),
+                             str(rounds), str(torch.get_num_threads())], check=True, capture_output=True, text=True)
+    return [float(line.split(": ", 1)[1]) for line in result.stdout.splitlines() if line.startswith("round_s: ")]
 
 
 def checkpoint_cer(checkpoint: Path, test_list: Path, out: Path) -> float:
@@ -145,11 +189,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=ROOT / "data" / "demo", help="demo corpus directory")
     parser.add_argument("--batches", type=int, default=20, help="batches per timing round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating engine/bare rounds (median taken)")
-    parser.add_argument("--skip-demo", action="store_true", help="only the step-time ratio")
+    parser.add_argument("--skip-demo", action="store_true", help="only the step-time ratios")
+    parser.add_argument("--models", default="conformer,paraformer", help="step-time ratios of these demo models")
+    parser.add_argument("--no-cmvn", action="store_true", help="skip the CMVN statistics (step timing only)")
+    parser.add_argument("--funasr-python", type=Path, default=FUNASR_PYTHON,
+                        help="python of a virtualenv with funasr==1.4.16 (step_time_ratio_vs_funasr; skipped if absent)")
     parser.add_argument("--run", type=Path, help="an already trained demo run (with step checkpoints) to score")
     args = parser.parse_args(argv)
     corpus = args.corpus.resolve()
-    print(f"step_time_ratio_vs_bare: {step_time_ratio(corpus, args.batches, args.rounds):.3f}", flush=True)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if "conformer" in models:
+        ratios = step_time_ratios(corpus, args.batches, args.rounds, cmvn=not args.no_cmvn)
+        print(f"step_time_ratio_vs_bare: {ratios['vs_bare']:.3f}", flush=True)
+    if "paraformer" in models:
+        funasr = args.funasr_python if args.funasr_python and args.funasr_python.is_file() else None
+        ratios = step_time_ratios(corpus, args.batches, args.rounds, PARAFORMER_PRESET, funasr, cmvn=not args.no_cmvn)
+        print(f"step_time_ratio_vs_bare_paraformer: {ratios['vs_bare']:.3f}", flush=True)
+        print(f"paraformer_step_s_engine: {ratios['engine_step_s']:.4f}", flush=True)
+        print(f"paraformer_step_s_bare: {ratios['bare_step_s']:.4f}", flush=True)
+        if "vs_funasr" in ratios:
+            print(f"step_time_ratio_vs_funasr: {ratios['vs_funasr']:.3f}", flush=True)
+            print(f"paraformer_step_s_funasr: {ratios['funasr_step_s']:.4f}", flush=True)
+        else:
+            print(f"# step_time_ratio_vs_funasr: skipped ({args.funasr_python} not found)", file=sys.stderr)
     if not args.skip_demo:
         print(f"demo_time_to_cer_s: {demo_time_to_cer(corpus, args.run):.1f}", flush=True)
     return 0

@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1, "length_normalized_loss": False},
     "encoder_conf": {},
     "decoder_conf": {},
+    "predictor_conf": {},
     "dataset_conf": {
         "batch_type": "token",
         "batch_size": 20000,
@@ -113,7 +114,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Sections whose keys are free (they map straight to a constructor's arguments, which checks them).
-OPEN_SECTIONS = {"specaug_conf", "tokenizer_conf", "model_conf", "encoder_conf", "decoder_conf", "optim_sches"}
+OPEN_SECTIONS = {"specaug_conf", "tokenizer_conf", "model_conf", "encoder_conf", "decoder_conf", "predictor_conf",
+                 "optim_sches"}
 
 # Keys whose default is null (or whose type the default does not show), with the types they take.
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -131,7 +133,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "cmvn": ("global", "none"),
-    "model": ("conformer", "transformer"),
+    "model": ("conformer", "transformer", "paraformer"),
     "dataset_conf.batch_type": ("example", "length", "token"),
     "train_conf.avg_keep_nbest_models_type": ("acc", "loss"),
     "train_conf.warmup_from": WARMUP_FROM_CHOICES,
@@ -335,6 +337,8 @@ def check_config(config: dict) -> list[ConfigIssue]:
         port = dist.get("master_port", 29500)
         if isinstance(port, int) and port > 65535:
             issues.append(ConfigIssue("distributed.master_port", f"must be at most 65535, got {port}"))
+    if config.get("predictor_conf") and config.get("model") != "paraformer":
+        issues.append(ConfigIssue("predictor_conf", f"only model paraformer has a predictor, not {config.get('model')}"))
     dataset = config.get("dataset_conf", {})
     if isinstance(dataset, dict):
         low, high = dataset.get("min_source_length"), dataset.get("max_source_length")

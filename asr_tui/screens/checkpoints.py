@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from engine.config import ConfigError, load_config
+from engine.decode.modes import supported_modes
 
 from asr_tui.checkpoint_list import CheckpointInfo, human_size, list_checkpoints, nbest
 from asr_tui.decode_results import DecodeResult, DecodeResultError, read_decode_result
@@ -261,7 +262,8 @@ class CheckpointsScreen(Screen):
             self._run_tool(argv, out / "decode.log", f"decoding {request.test_list.name} with "
                            f"{request.checkpoint.name} ({request.mode})", decode_dir=out)
 
-        self.app.push_screen(DecodeDialog(ckpt.path, self._default_test_list(), cwd=record_cwd), answered)
+        modes = supported_modes(self.config.get("model", "conformer"), self.config)
+        self.app.push_screen(DecodeDialog(ckpt.path, self._default_test_list(), cwd=record_cwd, modes=modes), answered)
 
     def _run_cwd(self) -> Path:
         """Where the run was launched: relative list paths in its config resolve there."""

@@ -90,7 +90,7 @@ def read_model_config(directory: Path) -> dict:
     if not path.is_file():
         raise ModelLoadError(f"{path}: config.yaml not found (needed to build the model)")
     config = read_yaml(path)
-    for section in ("model", "model_conf", "encoder_conf", "decoder_conf", "frontend_conf", "cmvn"):
+    for section in ("model", "model_conf", "encoder_conf", "decoder_conf", "predictor_conf", "frontend_conf", "cmvn"):
         config.setdefault(section, DEFAULTS[section])
     return config
 
@@ -169,7 +169,8 @@ def read_funasr_dir(directory: Path) -> tuple[ModelDir, dict]:
         model_dir = read_model_dir(directory)
     except FunASRConfigError as error:
         raise ModelLoadError(str(error)) from None
-    config = {section: DEFAULTS[section] for section in ("model_conf", "encoder_conf", "decoder_conf")}
+    config = {section: DEFAULTS[section] for section in ("model_conf", "encoder_conf", "decoder_conf", "predictor_conf")
+              if section in DEFAULTS}
     config.update(model_dir.engine)
     return model_dir, config
 
@@ -212,11 +213,10 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_chang
                          {"tokens": tokenizer_path, "cmvn": frontend.cmvn_file}, "pass --allow-changed-assets")
         except AssetMismatchError as error:
             raise ModelLoadError(str(error)) from None
-    # Only architectures with a predictor (Paraformer) take predictor_conf.
-    extra = {"predictor_conf": config["predictor_conf"]} if config.get("predictor_conf") else {}
     try:
         model = build_model(config["model"], frontend.output_dim, tokenizer.vocab_size, config["model_conf"],
-                            config["encoder_conf"], config["decoder_conf"], sos_eos_id=tokenizer.sos_eos_id, **extra)
+                            config["encoder_conf"], config["decoder_conf"], sos_eos_id=tokenizer.sos_eos_id,
+                            predictor_conf=config.get("predictor_conf"))
     except ValueError as error:
         raise ModelLoadError(f"{directory / CONFIG_FILE}: {error}") from error
     result = model.load_state_dict(state, strict=False)
