@@ -88,6 +88,7 @@ DEFAULTS: dict[str, Any] = {
         "deterministic": False,
         "allow_changed_assets": False,
         "patience": 0,
+        "compile": "auto",
     },
     "optim_sches": {
         "main": {
@@ -129,6 +130,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "distributed.devices": (str, int, list, type(None)),
     "cmvn": (str, type(None)),
     "dataset_conf.speed_perturb": (list, type(None)),
+    "train_conf.compile": (str, bool),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -137,6 +139,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dataset_conf.batch_type": ("example", "length", "token"),
     "train_conf.avg_keep_nbest_models_type": ("acc", "loss"),
     "train_conf.warmup_from": WARMUP_FROM_CHOICES,
+    "train_conf.compile": ("auto", True, False),
     "distributed.backend": ("auto", "nccl", "gloo"),
     "frontend_conf.window": ("hamming", "hanning", "povey", "rectangular", "blackman"),
 }
@@ -262,7 +265,8 @@ def _check_value(key: str, value: Any, default: Any, issues: list[ConfigIssue]) 
         issues.append(ConfigIssue(key, f"must be {type_names(allowed)}, got {value!r}"))
         return
     if key in CHOICES and value is not None and value not in CHOICES[key]:
-        issues.append(ConfigIssue(key, f"must be one of {', '.join(CHOICES[key])}, got {value!r}"))
+        choices = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in CHOICES[key])
+        issues.append(ConfigIssue(key, f"must be one of {choices}, got {value!r}"))
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if key in MINIMUM and is_number and value < MINIMUM[key]:
         issues.append(ConfigIssue(key, f"must be at least {MINIMUM[key]}, got {value}"))

@@ -148,6 +148,9 @@ class Trainer:
         fields = train_event_fields(rows, epoch=self.pos.epoch, step=self.pos.step, batch=self.sampler.consumed,
                                     batches_per_epoch=len(self.sampler), lrs=self.lrs, grad_norms=self.grad_norms,
                                     elapsed_s=elapsed, frame_shift_ms=self.config["frontend_conf"]["frame_shift"])
+        compile_status = self.train_step.compile_status
+        if compile_status["requested"]:
+            fields["compile"] = compile_status
         self.events.write("train", **fields)
         first_lr = next(iter(self.lrs.values()), float("nan"))
         for item in rows:
