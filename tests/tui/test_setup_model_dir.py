@@ -6,13 +6,30 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 import engine.optim_sche  # noqa: F401  torch, once: the preview's worker would otherwise import it per app
 from textual.widgets import Input, Static
 
 from asr_tui.widgets.form_model_dir import ModelDirPicker
 from asr_tui.widgets.lr_preview import LrPreview
 from engine.config import validate_config
-from tests.tui.test_setup_screen import SetupHarness, field, stats_calls, wait_for, workdir  # noqa: F401
+from asr_tui.widgets import form_data_check
+from tests.tui.test_setup_screen import SetupHarness, field, wait_for, workdir  # noqa: F401
+
+
+@pytest.fixture
+def stats_calls(monkeypatch):
+    """``asr-data stats`` answered by a fake (whatever keywords the console passes)."""
+    calls = []
+
+    def fake_stats(paths, *args, **kwargs):
+        calls.append(list(paths))
+        return {"utterances": 1000, "hours": 2.0, "seconds": 7200.0, "dropped": {}, "num_dropped": 0,
+                "duration_histogram": {"edges": [0, 5, 10], "counts": [600, 400]}, "problems": []}
+
+    monkeypatch.setattr(form_data_check, "run_stats", fake_stats)
+    return calls
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "funasr" / "conformer" / "model"
 
