@@ -124,6 +124,10 @@ MODEL_CONF_SCHEMA: dict[str, Field] = {
     "ctc_weight": Num(0.0, 1.0),
     "lsm_weight": Num(minimum=0.0, below=1.0),
     "length_normalized_loss": BOOL,
+    # FunASR's names: the start and end token ids (a model directory's config.yaml sets them;
+    # unset, the tokenizer's </s> serves as both)
+    "sos": Field((int, NONE), minimum=0),
+    "eos": Field((int, NONE), minimum=0),
 }
 
 TOKENIZER_SCHEMAS: dict[str, dict[str, Field]] = {

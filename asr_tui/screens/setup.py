@@ -30,10 +30,11 @@ from asr_tui.messages import LaunchRequested
 from asr_tui.presets_store import PresetError, config_diff, list_presets, load_preset, model_section
 from asr_tui.widgets.form_data_check import DataCheck
 from asr_tui.widgets.form_fields import (
-    FieldSpec, FormField, devices, get_dotted, integer, mapping, number, number_list, optional_path, path_list,
-    pop_dotted, set_dotted, text,
+    FieldSpec, FormField, devices, get_dotted, init_param_spec, integer, mapping, number, number_list, optional_path,
+    path_list, pop_dotted, set_dotted, text,
 )
 from asr_tui.widgets.form_file_picker import FilePickerScreen
+from asr_tui.widgets.form_model_dir import FINETUNE_SUGGESTIONS, LOCKED_KEYS, ModelDirPicker
 from asr_tui.widgets.form_optim_sche import OptimScheEditor
 from asr_tui.widgets.lr_preview import LrPreview
 from engine.config import (
@@ -100,8 +101,9 @@ TRAINING_FIELDS = (
               placeholder="no clipping"),
     FieldSpec("train_conf.use_fp16", "use_fp16", kind="switch"),
     FieldSpec("train_conf.use_bf16", "use_bf16", kind="switch"),
-    FieldSpec("train_conf.init_param", "init_param", optional_path(), placeholder="start from random weights",
-              help="a checkpoint to initialise the model from (fine-tuning)"),
+    FieldSpec("train_conf.init_param", "init_param", init_param_spec(), placeholder="start from random weights",
+              help="a checkpoint to initialise the model from (fine-tuning); PATH:SRC:DST:EXCLUDE,... filters keys "
+                   "(e.g. model.pt:::ctc.ctc_lo,decoder.output_layer,decoder.embed re-initialises the output layers)"),
     FieldSpec("train_conf.ft_factor", "ft_factor", number(minimum=0.0, exclusive_min=True),
               help="scales every lr (fine-tuning)"),
     FieldSpec("seed", "seed", integer(minimum=0)),
@@ -289,7 +291,9 @@ class SetupScreen(Screen):
                 Select(self._model_preset_options(), prompt="copy the model of a preset…", id="model-preset",
                        compact=True),
                 classes="form-row", id="model-preset-row")
-            return [VerticalScroll(preset_row, *self._fields(MODEL_FIELDS))]
+            model = self.config.get("model")
+            picker = ModelDirPicker(model if model not in CHOICES["model"] else None, id="model-dir")
+            return [VerticalScroll(picker, preset_row, *self._fields(MODEL_FIELDS))]
         if tab == "run":
             buttons = Horizontal(
                 Button("Launch (ctrl+r)", id="launch", variant="success", compact=True),
@@ -506,6 +510,51 @@ class SetupScreen(Screen):
             if form_field is not None and form_field.error is None:
                 form_field.set_config_error(event.error)
                 self._refresh_run_tab()
+
+    # ---- start from a model directory (asr_tui.widgets.form_model_dir) ----------------------
+
+    @on(ModelDirPicker.BrowseRequested)
+    def _browse_model_dir(self, event: ModelDirPicker.BrowseRequested) -> None:
+        def picked(path: Path | None) -> None:
+            if path is not None:
+                event.picker.choose(str(path.parent))
+
+        self.app.push_screen(FilePickerScreen(None, suffixes=(".yaml",),
+                                              title="Pick the model directory's config.yaml"), picked)
+
+    @on(ModelDirPicker.Chosen)
+    def _model_dir_chosen(self, event: ModelDirPicker.Chosen) -> None:
+        """Lock the architecture fields to the directory's values (shown), or unlock them."""
+        event.stop()
+        summary = event.summary
+        if summary is None and event.error is None:  # cleared
+            self.config["model"] = DEFAULTS["model"]
+            self.call_after_refresh(self._lock_fields, {"model": DEFAULTS["model"]}, False)
+        elif summary is None:
+            self.config["model"] = event.picker.query_one(Input).value.strip()  # the check shows the error
+        else:
+            self.config["model"] = str(summary.path)
+            values = dict(summary.values)
+            for key, value in FINETUNE_SUGGESTIONS.items():
+                if get_dotted(self.config, key) == get_dotted(DEFAULTS, key):  # only where not chosen already
+                    values[key] = value
+            self.call_after_refresh(self._lock_fields, values, True)
+        self._config_changed()
+
+    def _lock_fields(self, values: dict, locked: bool) -> None:
+        for key, value in values.items():
+            form_field = self.field_for(key)
+            if form_field is None:
+                set_dotted(self.config, key, value)
+                continue
+            if key != "model":  # the model select shows the directory; its value is not an engine name
+                form_field.set_value(value)
+        for key in LOCKED_KEYS:
+            form_field = self.field_for(key)
+            if form_field is not None:
+                form_field.editor.disabled = locked
+                form_field.set_class(locked, "-locked")
+        self._config_changed()
 
     # ---- data lists -------------------------------------------------------------------------
 

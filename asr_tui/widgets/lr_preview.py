@@ -173,7 +173,9 @@ class LrPreview(Vertical):
             steps = min(total_steps, MAX_PREVIEW_STEPS)
             from engine.optim_sche import lr_curve  # torch: only here, off the UI thread
 
-            curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad), None
+            # train_conf.ft_factor scales every lr (fine-tuning), as in training
+            ft_factor = float(((config or {}).get("train_conf") or {}).get("ft_factor") or 1.0)
+            curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad, ft_factor=ft_factor), None
         except Exception as exc:  # any bad combination of values is shown, never raised into the UI
             curves, error = {}, str(exc) or type(exc).__name__
         if not worker.is_cancelled:
