@@ -26,15 +26,13 @@ from engine.config import DEFAULTS, read_yaml
 from engine.data.frontend import WavFrontend
 from engine.data.tokenizer import BPE_FILE, TOKENS_FILE, load_tokenizer
 from engine.funasr.config_map import FunASRConfigError, engine_architecture, engine_to_funasr, rename_keys
-from engine.funasr.model_dir import ModelDir, is_model_dir, read_model_dir
+from engine.funasr.model_dir import (
+    CMVN_FILE, CONFIG_FILE, CONFIGURATION_FILE, MODEL_FILE, ModelDir, is_model_dir, read_model_dir,
+)
 from engine.models import build_model
 from engine.models.subsampling import CONV_SHAPES
 from engine.utils.fileio import atomic_directory, atomic_torch_save, atomic_write_bytes, atomic_write_text
 
-CONFIG_FILE = "config.yaml"
-CMVN_FILE = "am.mvn"
-MODEL_FILE = "model.pt"
-CONFIGURATION_FILE = "configuration.json"
 # Files only a run directory has (a run directory holds configuration.json too).
 RUN_RECORDS = ("events.jsonl", "run.json")
 # Feature dimensions searched when telling the user which ones a checkpoint's input layer takes.
