@@ -8,8 +8,8 @@ accepted), so an older console keeps working when the engine adds fields.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from math import isfinite
 
 from asr_tui.health import HealthTracker
 
@@ -45,9 +45,15 @@ class Series:
         return len(self.xs)
 
     def add(self, x: float, y: float) -> None:
-        if y is None or not math.isfinite(y):
+        if y is None or not isfinite(y):
             return
         self.total_points += 1
+        if self._bucket == 1:  # not full yet: every point is its own (the follower's common case)
+            self.xs.append(x)
+            self.ys.append(y)
+            if len(self.xs) >= self.max_points:
+                self._halve()
+            return
         self._pending_x += x
         self._pending_y += y
         self._pending_n += 1

@@ -1,7 +1,9 @@
 """Console figures, one ``name: value`` per line.
 
 first_frame_s: from starting ``asr-tui`` (a fresh interpreter) to its first painted frame
-(goal <= 0.3; torch must not be imported). follow_cpu_fraction: CPU of the console, in cores,
+(goal <= 0.3; torch must not be imported), the median of three starts; first_frame_textual_s, the
+same for a bare Textual app of the same widgets (header, table, footer): the floor the console's own
+start-up adds to, measured in the same run. follow_cpu_fraction: CPU of the console, in cores,
 while its monitor follows a run of 8 ranks writing 200 events/s with the health view (the
 Resources tab: per-rank memory and CPU charts, and the health line) on show (goal <= 0.03).
 attach_1m_events_s: opening the monitor of a run whose log holds 1,000,000 events until the
@@ -13,7 +15,10 @@ peak_rss_mb: the console's peak resident memory.
     python bench/tui.py [--events 1000000] [--follow-seconds 10] [--rate 200] [--compare-events 100000]
 
 The console runs headless (Textual's headless driver) in a child process per figure; run
-directories are made in a temporary folder and removed afterwards.
+directories are made in a temporary folder and removed afterwards. The children compile their
+bytecode into that folder (PYTHONPYCACHEPREFIX), and one unmeasured start comes first, so every
+figure is that of an installed console's later starts, whether or not the environment sets
+PYTHONDONTWRITEBYTECODE.
 """
 
 from __future__ import annotations
@@ -89,9 +94,12 @@ def child_report(**figures) -> None:
     print("BENCH " + json.dumps(figures), flush=True)
 
 
+CHILD_ENV = dict(os.environ)
+
+
 def run_child(args: list[str], timeout: float = 300) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
-                         timeout=timeout, cwd=tempfile.gettempdir())
+                         timeout=timeout, cwd=tempfile.gettempdir(), env=CHILD_ENV)
     for line in out.stdout.splitlines():
         if line.startswith("BENCH "):
             return json.loads(line[6:])
@@ -114,6 +122,28 @@ def child_first_frame(root: str, started: float) -> None:
             self.exit()
 
     Timed(runs_root=Path(root)).run(headless=True, size=(80, 24))
+
+
+def child_bare_textual(started: str) -> None:
+    """The floor: a Textual app of the widgets the runs list shows first, nothing of ours."""
+    from textual.app import App
+    from textual.widgets import DataTable, Footer, Header, Static
+
+    class Bare(App):
+        def compose(self):
+            yield Header()
+            yield Static("runs")
+            yield DataTable()
+            yield Footer()
+
+        def on_mount(self) -> None:
+            self.call_after_refresh(self.first_frame)
+
+        def first_frame(self) -> None:
+            child_report(first_frame_s=time.time() - float(started))
+            self.exit()
+
+    Bare().run(headless=True, size=(80, 24))
 
 
 def child_follow(run_dir: str, seconds: float, tab: str = "resources") -> None:
@@ -239,6 +269,7 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         {"first_frame": lambda: child_first_frame(rest[0], float(rest[1])),
+         "bare_textual": lambda: child_bare_textual(rest[0]),
          "follow": lambda: child_follow(rest[0], float(rest[1]), *rest[2:]),
          "attach": lambda: child_attach(rest[0]),
          "compare": lambda: child_compare(rest[0])}[kind]()
@@ -249,13 +280,23 @@ def main() -> None:
     print(f"# machine: sum(range(10**6)) took {(time.perf_counter() - started) * 1000:.0f} ms "
           f"(about 15 ms on an idle modern core); load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="asr-tui-bench-"))
+    CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+    CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     only = set(args.only or ("first_frame", "follow", "attach", "compare"))
     rss = []
     try:
+        run_child(["first_frame", str(work / "empty"), repr(time.time())])  # compiles the bytecode
+        run_child(["bare_textual", repr(time.time())])
         if "first_frame" in only:
-            first = run_child(["first_frame", str(work / "empty"), repr(time.time())])
+            firsts, bares = [], []
+            for _ in range(3):  # alternated, so that a burst of load falls on both
+                firsts.append(run_child(["first_frame", str(work / "empty"), repr(time.time())]))
+                bares.append(run_child(["bare_textual", repr(time.time())]))
+            first = sorted(firsts, key=lambda f: f["first_frame_s"])[1]
+            bare = sorted(bares, key=lambda f: f["first_frame_s"])[1]
             print(f"first_frame_s: {first['first_frame_s']:.3f}")
-            if first["torch_imported"]:
+            print(f"first_frame_textual_s: {bare['first_frame_s']:.3f}")
+            if any(f["torch_imported"] for f in firsts):
                 print("warning: torch was imported at start", file=sys.stderr)
             rss.append(first["peak_rss_mb"])
 

@@ -15,7 +15,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
 from engine.config import ConfigError, load_config
@@ -28,6 +28,7 @@ from asr_tui.runs_store import RunJsonError, read_run_json
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.decode_dialog import DecodeDialog, DecodeRequest
 from asr_tui.tools import ToolError, ToolRun, tool_argv
+from asr_tui.widgets.footer import Footer
 from asr_tui.widgets.row_table import RowTable
 
 POLL_SECONDS = 0.3

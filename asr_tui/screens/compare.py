@@ -19,12 +19,13 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 
 from asr_tui.compare import STEP, TIME, ComparedRun, best_rows, config_diff, load_runs
 from asr_tui.presets_store import short_value
 from asr_tui.run_state import Series
 from asr_tui.widgets.compare_chart import CompareChart, run_style
+from asr_tui.widgets.footer import Footer
 from asr_tui.widgets.row_table import RowTable
 
 # (chart id, title, series name); "lr" takes each run's first scheduler, "valid" follows `v`.

@@ -17,13 +17,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import Header, Log, ProgressBar, Static, TabbedContent, TabPane
 
 from asr_tui.messages import OpenCheckpoints, ResumeRequested, RunStopRequested
 from asr_tui.run_state import CRASHED, FAILED, FINISHED, RUNNING, STOPPED, learning_rates, loss_terms, number
 from asr_tui.runs_store import RunJsonError, process_alive, read_run_json, run_status
+from asr_tui.screens.shown import on_show
 from asr_tui.tailer import FollowUpdate, RunFollower
 from asr_tui.widgets.chart import MetricChart
+from asr_tui.widgets.footer import Footer
 from asr_tui.widgets.health_line import HealthLine
 from asr_tui.widgets.rank_table import RankTable
 from asr_tui.widgets.resources import ResourcesGrid
@@ -329,7 +331,7 @@ class MonitorScreen(Screen):
         self._draw_charts(tick=True)
 
     def _draw_charts(self, tick: bool = False) -> None:
-        if not self.is_current:
+        if not on_show(self):  # under Compare or the checkpoints: drawn when back on show
             return
         tab = self.query_one(TabbedContent).active
         if tab not in ("charts", "resources"):

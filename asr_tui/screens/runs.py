@@ -10,11 +10,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from asr_tui.health import marker
 from asr_tui.messages import CompareRequested, OpenCheckpoints, OpenRun, RunStopRequested
 from asr_tui.runs_store import RunsStore, RunSummary
+from asr_tui.screens.shown import on_show
+from asr_tui.widgets.footer import Footer
 from asr_tui.widgets.row_table import RowTable
 
 STATUS_STYLE = {
@@ -22,6 +24,9 @@ STATUS_STYLE = {
     "failed": "bold red", "crashed": "bold red",
 }
 REFRESH_SECONDS = 2.0
+# plotext is imported this long after the list is first shown: late enough not to slow the
+# first frame, soon enough that the monitor's and Compare's first charts need not wait for it.
+PRELOAD_SECONDS = 1.0
 
 
 def status_text(status: str) -> Text:
@@ -105,11 +110,15 @@ class RunsScreen(Screen):
         self.action_refresh()
 
     def action_refresh(self) -> None:
-        if self.is_current:
+        if on_show(self):  # not while the monitor or Compare covers the list
             self._scan()
 
-    @work(thread=True, group="runs-preload")
     def _preload_plotext(self) -> None:
+        if on_show(self):  # a screen above imports it itself, when it has drawn what it shows
+            self._import_plotext()
+
+    @work(thread=True, group="runs-preload")
+    def _import_plotext(self) -> None:
         """plotext takes about 0.25 s to import: done once the list is shown, so the monitor's
         and Compare's first charts do not wait for it."""
         import plotext  # noqa: F401
@@ -122,7 +131,7 @@ class RunsScreen(Screen):
     def _show(self, summaries: list[RunSummary]) -> None:
         if not self._preloaded:
             self._preloaded = True
-            self._preload_plotext()
+            self.set_timer(PRELOAD_SECONDS, self._preload_plotext)
         self.summaries = {str(s.run_dir): s for s in summaries}
         self.marked = [key for key in self.marked if key in self.summaries]
         rows = [self._row(summary) for summary in summaries]
