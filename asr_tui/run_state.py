@@ -29,6 +29,9 @@ class Series:
     redraw cost stay constant while the whole history remains visible at lower resolution.
     """
 
+    # Slots: the follower adds thousands of points a second (a series per rank and figure).
+    __slots__ = ("max_points", "xs", "ys", "_bucket", "_pending_x", "_pending_y", "_pending_n", "total_points")
+
     def __init__(self, max_points: int = 2000) -> None:
         if max_points < 4:
             raise ValueError("max_points must be at least 4")
