@@ -10,7 +10,6 @@ spaced offsets, enough to draw every chart at full width. New events are then re
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 import re
@@ -19,9 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
-
-from engine.events import EventReader
+from engine.events import EventReader, decode_line
 
 from asr_tui.run_state import RunState
 
@@ -38,23 +35,13 @@ TRAIN_EVENT = re.compile(rb'"event": ?"train"')
 START_EVENT = re.compile(rb'"event": ?"start"')
 
 
-_DECODER = msgspec.json.Decoder()
-
-
 def parse_line(line: bytes) -> dict | None:
     """One event, or None for a line that is not a JSON object with an ``event`` field.
 
-    msgspec first (several times faster than ``json.loads``, which matters for the thousands
-    of lines an attach or a Compare reads); ``json.loads`` only for what it refuses, such as
-    a foreign writer's NaN.
+    Decoded as the engine's reader does (msgspec, several times faster than ``json.loads``,
+    which matters for the thousands of lines an attach or a Compare reads).
     """
-    try:
-        event = _DECODER.decode(line)
-    except (ValueError, UnicodeDecodeError):
-        try:
-            event = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            return None
+    event = decode_line(line)
     if not isinstance(event, dict) or "event" not in event:
         return None
     return event

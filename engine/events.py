@@ -341,7 +341,7 @@ class EventReader:
         line_start = self.offset
         for line in block[:end].split(b"\n"):
             if line:
-                obj = _decode_line(line)
+                obj = decode_line(line)
                 if type(obj) is dict and "event" in obj:
                     events.append(obj)
                 elif isinstance(obj, ValueError):
@@ -363,8 +363,9 @@ _DECODER = msgspec.json.Decoder()
 _OBJECT_DECODER = msgspec.json.Decoder(dict)
 
 
-def _decode_line(line: bytes) -> Any:
-    """One line decoded, or the ValueError saying why it is not JSON."""
+def decode_line(line: bytes) -> Any:
+    """One line decoded (msgspec; ``json.loads`` for what it refuses, such as a foreign writer's
+    NaN), or the ValueError saying why it is not JSON. The console decodes single lines with it."""
     try:
         return _DECODER.decode(line)
     except ValueError:

@@ -366,6 +366,12 @@ class MonitorScreen(Screen):
     def on_resize(self) -> None:
         self._charts_due = True
 
+    def on_screen_resume(self) -> None:
+        """Back on show (Compare or the checkpoints closed): charts not drawn meanwhile catch up."""
+        if self.attached:
+            self._charts_due = True
+            self.call_after_refresh(self._draw_charts)
+
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 

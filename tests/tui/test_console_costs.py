@@ -13,14 +13,16 @@ from textual.widgets._footer import FooterKey
 from asr_tui.app import AsrTuiApp
 from asr_tui.run_state import Series
 from asr_tui.runs_store import RunsStore
+from asr_tui.screens import monitor as monitor_module
 from asr_tui.screens.help import HelpScreen
 from asr_tui.screens.monitor import MonitorScreen
 from asr_tui.screens.runs import RunsScreen
 from asr_tui.screens.shown import on_show
 from asr_tui.tailer import parse_line
+from asr_tui.widgets.chart import MetricChart
 from asr_tui.widgets.footer import Footer
 from tests.tui.pilot import wait_for
-from tests.tui.runfactory import finished_run
+from tests.tui.runfactory import finished_run, live_run
 
 
 def footer_keys(screen) -> list[str]:
@@ -56,6 +58,30 @@ async def test_runs_list_rests_while_another_screen_covers_it(tmp_path, monkeypa
         app.pop_screen()
         await wait_for(pilot, lambda: scans)  # back on show: rescanned at once
         assert on_show(runs)
+
+
+async def test_monitor_under_another_screen_draws_when_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(monitor_module, "CHART_SECONDS", 600.0)  # no timer redraw: only the resume draws
+    run, _ = live_run(tmp_path)
+    run.train(100)
+    app = AsrTuiApp(runs_root=tmp_path, run_dir=run.run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.attached)
+        monitor = app.screen
+        await pilot.press("2")
+        chart = monitor.query_one("#chart-loss", MetricChart)
+        await wait_for(pilot, lambda: chart._drawn_key is not None)
+        drawn = chart._drawn_key
+        app.push_screen(RunsScreen(tmp_path))  # as Compare or the checkpoints cover it
+        await pilot.pause()
+        assert not on_show(monitor)
+        run.train(30)
+        await wait_for(pilot, lambda: monitor.follower.state.step == 190)  # still followed
+        monitor._draw_charts(tick=True)  # what its 2-second timer calls
+        assert chart._drawn_key == drawn  # not drawn while covered
+        app.pop_screen()
+        await wait_for(pilot, lambda: chart._drawn_key != drawn, timeout=10)
+    run.close()
 
 
 async def test_footer_is_rebuilt_only_when_its_keys_change(tmp_path, monkeypatch):
