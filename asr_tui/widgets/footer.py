@@ -24,10 +24,12 @@ class Footer(TextualFooter):
 
     def shown_keys(self) -> tuple:
         """What compose() draws: the shown bindings with their state, and the palette key."""
+        active = self.screen.active_bindings
         keys = tuple((binding.key, binding.action, binding.description, binding.key_display, binding.group,
                       enabled, tooltip)
-                     for _, binding, enabled, tooltip in self.screen.active_bindings.values() if binding.show)
-        return keys, self.show_command_palette, self.app.ENABLE_COMMAND_PALETTE
+                     for _, binding, enabled, tooltip in active.values() if binding.show)
+        palette = active.get(self.app.COMMAND_PALETTE_BINDING)
+        return keys, palette and palette[2:], self.show_command_palette, self.app.ENABLE_COMMAND_PALETTE
 
     def bindings_changed(self, screen: Screen) -> None:
         self._bindings_ready = True
