@@ -150,18 +150,30 @@ def child_bare_textual(started: str) -> None:
 def child_follow(run_dir: str, seconds: float, tab: str = "resources") -> None:
     from asr_tui.app import AsrTuiApp
     from asr_tui.screens.monitor import MonitorScreen
+    from asr_tui.widgets.chart import MetricChart
 
     class Following(AsrTuiApp):
         def on_mount(self) -> None:  # AsrTuiApp.on_mount runs too (Textual walks the MRO)
-            self.set_timer(1.5, self.show_tab)
-            self.set_timer(4.0, self.begin)
+            self.shown_at: float | None = None
+            self.waiting = self.set_interval(0.1, self.settle)
 
-        def show_tab(self) -> None:
-            # Shown before measuring: the figure is the steady cost of following, not of
-            # laying out a tab and drawing it the first time.
+        def settle(self) -> None:
+            # Measured once the monitor has attached, shown the tab, drawn its charts and
+            # imported plotext, then followed a second more: the figure is the steady cost of
+            # following, not that of attaching or of drawing a tab the first time (waited for
+            # rather than timed, so that a starved machine cannot move them into the window).
             monitor = self.screen
-            assert isinstance(monitor, MonitorScreen), monitor
-            monitor.action_tab(tab)
+            if not isinstance(monitor, MonitorScreen) or not monitor.attached:
+                return
+            if self.shown_at is None:
+                monitor.action_tab(tab)
+                self.shown_at = time.monotonic()
+                return
+            charts = [c for c in monitor.query_one(f"#{tab}").query(MetricChart) if c.display]
+            drawn = all(c._drawn_key is not None for c in charts)
+            if drawn and "plotext" in sys.modules and time.monotonic() - self.shown_at > 2.0:
+                self.waiting.stop()
+                self.begin()
 
         def begin(self) -> None:
             monitor = self.screen
