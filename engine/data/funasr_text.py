@@ -121,3 +121,18 @@ def funasr_text_style(model: str, tokenizer_kind: str) -> str:
     keeps sentencepiece's decoding, which is the engine's: "engine".
     """
     return "engine" if (model == "paraformer" and tokenizer_kind == "bpe") else "funasr"
+
+
+def funasr_english_caveat(model: str, tokenizer_kind: str, token_list) -> str | None:
+    """What FunASR 1.4.16 will make of this model's English, when it cannot write it as words."""
+    if funasr_text_style(model, tokenizer_kind) != "funasr":
+        return None
+    if tokenizer_kind == "bpe":
+        return ("FunASR 1.4.16's Conformer/Transformer pass the characters of the sentencepiece decoding to "
+                "sentence_postprocess, which writes English as upper-case letter runs ('hello world' -> "
+                "'HELLO  WORLD'); asr-decode --text-style funasr shows the same")
+    if "▁" in token_list:
+        return ("this model spells English in letters with '▁' between words (tokenizer_conf.english: letter); "
+                "FunASR 1.4.16's sentence_postprocess writes them as upper-case abbreviations "
+                "('hello world' -> 'HELLO ▁WORLD'); english: word keeps FunASR's text readable")
+    return None

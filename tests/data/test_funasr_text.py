@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.funasr_text import funasr_text_style, sentence_text
+from engine.data.funasr_text import funasr_english_caveat, funasr_text_style, sentence_text
 from engine.data.tokenizer import SPECIAL_TOKENS, BpeTokenizer, CharTokenizer, load_tokenizer, train_bpe
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "funasr" / "text" / "sentence_postprocess.json"
@@ -70,3 +70,13 @@ def test_funasr_text_style_per_model():
     assert funasr_text_style("paraformer", "char") == "funasr"
     assert funasr_text_style("transformer", "bpe") == "funasr"
     assert funasr_text_style("paraformer", "bpe") == "engine"  # sentencepiece's own decoding
+
+
+def test_export_caveat_names_what_funasr_cannot_write_as_words():
+    words, letters = SPECIAL_TOKENS + ["他", "data"], SPECIAL_TOKENS + ["▁", "他", "d", "a"]
+    assert funasr_english_caveat("conformer", "char", words) is None
+    assert "HELLO ▁WORLD" in funasr_english_caveat("conformer", "char", letters)
+    assert sentence_text(list("hello") + ["▁"] + list("world")) == "HELLO ▁WORLD"
+    assert "HELLO  WORLD" in funasr_english_caveat("conformer", "bpe", [])
+    assert sentence_text(list("hello world")) == "HELLO  WORLD"
+    assert funasr_english_caveat("paraformer", "bpe", []) is None
