@@ -110,6 +110,9 @@ def sentence_text(tokens) -> str:
 
 
 TEXT_STYLES = ("engine", "funasr")
+# What asr-decode --text-style and the console's decode dialog offer: auto is FunASR's text for a
+# FunASR model directory, the engine's for a run (engine.decode.model_dir.text_style_of).
+TEXT_STYLE_CHOICES = ("auto", *TEXT_STYLES)
 
 
 def funasr_text_style(model: str, tokenizer_kind: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from engine.data.funasr_text import TEXT_STYLE_CHOICES
 from engine.data.lists import DataError
 from engine.decode.inputs import read_inputs
 from engine.decode.model_dir import ModelLoadError, load_asr
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--length-penalty", type=float, default=0.0, help="per-token bonus in attention beam search")
     parser.add_argument("--normalize", type=parse_normalize, default=parse_normalize("lowercase,punctuation,nfkc"),
                         help="comma list of lowercase, punctuation, nfkc, or 'none' (default: all three)")
-    parser.add_argument("--text-style", choices=("auto", "engine", "funasr"), default="auto",
+    parser.add_argument("--text-style", choices=TEXT_STYLE_CHOICES, default="auto",
                         help="how tokens become text: engine (words with spaces between them), funasr (what FunASR "
                              "1.4.16 writes for this model: no space between a Chinese character and an English "
                              "word); auto (default): funasr for a FunASR model directory, engine for a run")

@@ -41,3 +41,23 @@ async def test_conformer_dialog_keeps_the_four_modes(tmp_path):
         app.push_screen(DecodeDialog(tmp_path / "model.pt", "", cwd=tmp_path, modes=with_ctc))
         await pilot.pause()
         assert options(app.screen) == ["paraformer", "ctc_greedy", "ctc_prefix_beam"]
+
+
+async def test_text_style_chosen_by_keys(tmp_path):
+    """auto by default; the third choice asks asr-decode for FunASR's text (--text-style funasr)."""
+    test_list = tmp_path / "test.jsonl"
+    test_list.write_text("{}\n")
+    chosen = []
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.push_screen(DecodeDialog(tmp_path / "model.pt", str(test_list), cwd=tmp_path), chosen.append)
+        await pilot.pause()
+        select = app.screen.query_one("#decode-text-style", Select)
+        assert [str(value) for _, value in select._options] == ["auto", "engine", "funasr"]
+        assert select.value == "auto"
+        await pilot.press("tab", "tab", "tab", "enter", "down", "down", "enter")  # list, mode, beam, text style
+        await pilot.pause()
+        assert select.value == "funasr"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: chosen)
+    assert chosen[0].text_style == "funasr" and chosen[0].mode == "ctc_greedy"
