@@ -3,7 +3,8 @@
 tests/fixtures/funasr/engine_export/model was written by the engine (asr-average --export-only, from
 a run with random weights) and checked with FunASR by scripts/funasr_check_export.py, which
 recorded in funasr_accepted.json the files, config.yaml, configuration.json and state-dict keys
-FunASR's AutoModel loaded, and the texts it decoded. Exporting again, from that directory and
+FunASR's AutoModel loaded, the texts it decoded and asr-decode's texts (``engine_*``: as FunASR's,
+exactly; ``engine_spaced_*``: ``--text-style engine``). Exporting again, from that directory and
 from a run directory holding the same model, must give the same layout, and the engine must still
 decode FunASR's texts.
 """
@@ -80,8 +81,8 @@ def test_engine_decodes_what_funasr_decoded(accepted, mode):
         feats = frontend(load_audio(WAVS / f"{key}.wav"), training=False)
         with torch.no_grad():
             ids = decode_batch(model, feats.unsqueeze(0), torch.tensor([feats.size(0)]), mode, beam_size=10)[0]
-        assert funasr_style.decode(ids) == texts[f"funasr_{mode}"], key
-        assert engine_style.decode(ids) == texts[f"engine_{mode}"], key
+        assert funasr_style.decode(ids) == texts[f"funasr_{mode}"] == texts[f"engine_{mode}"], key
+        assert engine_style.decode(ids) == texts[f"engine_spaced_{mode}"], key
 
 
 def test_asr_decode_writes_funasr_text_for_the_export_and_scores_both_styles_alike(accepted, tmp_path):
@@ -89,7 +90,7 @@ def test_asr_decode_writes_funasr_text_for_the_export_and_scores_both_styles_ali
     spaced text. CER and WER are the same for both (CER ignores spaces, WER splits CJK off words)."""
     listing = tmp_path / "test.jsonl"
     listing.write_text("".join(json.dumps({"key": key, "source": str(WAVS / f"{key}.wav"),
-                                           "target": texts["engine_attention"]}, ensure_ascii=False) + "\n"
+                                           "target": texts["engine_spaced_attention"]}, ensure_ascii=False) + "\n"
                                for key, texts in accepted["texts"].items()), encoding="utf-8")
     summaries = {}
     for style in ("auto", "engine"):
@@ -97,7 +98,7 @@ def test_asr_decode_writes_funasr_text_for_the_export_and_scores_both_styles_ali
         assert asr_decode(["--model", str(EXPORT), "--input", str(listing), "--output", str(out), "--mode",
                            "ctc_greedy", "--text-style", style, "--no-progress", "--num-threads", "1"]) == 0
         lines = dict(line.split(" ", 1) for line in (out / "text").read_text(encoding="utf-8").splitlines())
-        recorded = "funasr" if style == "auto" else "engine"
+        recorded = "funasr" if style == "auto" else "engine_spaced"
         assert lines == {key: texts[f"{recorded}_ctc_greedy"] for key, texts in accepted["texts"].items()}
         summaries[style] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert (summaries["auto"]["text_style"], summaries["engine"]["text_style"]) == ("funasr", "engine")
