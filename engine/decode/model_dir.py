@@ -185,7 +185,7 @@ def text_style_of(requested: str | None, model: str, tokenizer_kind: str, funasr
         requested = "funasr" if funasr_dir else "engine"
     if requested not in TEXT_STYLES:
         raise ModelLoadError(f"text style must be auto or one of {', '.join(TEXT_STYLES)}, got {requested!r}")
-    return requested, funasr_text_style(model, tokenizer_kind) if requested == "funasr" else "engine"
+    return requested, (funasr_text_style(model, tokenizer_kind) if requested == "funasr" else "engine")
 
 
 def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_changed_assets: bool = False,
