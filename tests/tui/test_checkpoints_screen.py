@@ -143,11 +143,13 @@ async def test_decode_dialog_rejects_missing_list(tmp_path, fake_tools):
     async with app.run_test(size=(100, 30)) as pilot:
         await open_checkpoints(pilot, app, run.run_dir)
         await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DecodeDialog))
         dialog = app.screen
+        await wait_for(pilot, lambda: dialog.query_one("#decode-list").has_focus)  # Enter goes to the list
         dialog.query_one("#decode-list").value = str(tmp_path / "missing.jsonl")
         await pilot.press("enter")
         assert app.screen is dialog
-        assert "does not exist" in text_of(dialog.query_one("#decode-problem", Static))
+        await wait_for(pilot, lambda: "does not exist" in text_of(dialog.query_one("#decode-problem", Static)))
         await pilot.press("escape")
         assert isinstance(app.screen, CheckpointsScreen)
 
