@@ -10,9 +10,10 @@ trains and exports nothing itself. For each wav it decodes with FunASR's
 ``AutoModel(model=EXPORT_DIR).generate()`` in three ways (CTC greedy: ``batch_size=2``; attention
 beam search: ``decoding_ctc_weight=0``; AutoModel's default joint CTC/attention beam search) and
 with ``asr-decode`` (``--mode ctc_greedy`` and ``--mode attention --beam 10``, run with the
-engine's interpreter), then compares the texts. FunASR writes no space between a Chinese
-character and a Latin word where the engine does, so texts are compared without spaces; the
-engine has no joint CTC/attention beam search, so the default path is shown, not compared.
+engine's interpreter), then compares the texts exactly: asr-decode writes a FunASR model
+directory's text as FunASR does (``--text-style auto``, docs/funasr.md "Decoded text"). It also
+records asr-decode's ``--text-style engine`` texts (``engine_spaced_*``: words spaced). The engine
+has no joint CTC/attention beam search, so the default path is shown, not compared.
 ``--record`` writes what FunASR accepted (config.yaml, state-dict keys and shapes, the texts) for
 tests/funasr/test_export_shape.py. Exit status 0 when every compared text is identical.
 """
@@ -33,14 +34,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def engine_decode(python: str, model_dir: Path, wavs: list[Path], mode: str) -> dict[str, str]:
+def engine_decode(python: str, model_dir: Path, wavs: list[Path], mode: str, style: str) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         scp = Path(tmp) / "wav.scp"
         scp.write_text("".join(f"{w.stem} {w.resolve()}\n" for w in wavs), encoding="utf-8")
         env = dict(os.environ, PYTHONPATH=str(REPO))
         subprocess.run([python, "-m", "engine.decode.cli", "--model", str(model_dir), "--input", str(scp),
                         "--output", str(Path(tmp) / "out"), "--mode", mode, "--beam", "10", "--batch-size", "1",
-                        "--device", "cpu", "--no-progress"], check=True, env=env, cwd=REPO)
+                        "--device", "cpu", "--no-progress", "--text-style", style], check=True, env=env, cwd=REPO)
         texts = {}
         for line in (Path(tmp) / "out" / "text").read_text(encoding="utf-8").splitlines():
             key, _, text = line.partition(" ")
@@ -66,7 +67,9 @@ def main(argv=None) -> int:
         for wav in args.wavs:  # one utterance per call: FunASR lets padding leak into real frames
             funasr.setdefault(wav.stem, {})[name] = auto.generate(input=str(wav), **kwargs)[0]["text"]
         auto.model.beam_search = None
-    engine = {mode: engine_decode(args.engine_python, args.model_dir, args.wavs, mode)
+    engine = {mode: engine_decode(args.engine_python, args.model_dir, args.wavs, mode, "auto")
+              for mode in ("ctc_greedy", "attention")}
+    spaced = {mode: engine_decode(args.engine_python, args.model_dir, args.wavs, mode, "engine")
               for mode in ("ctc_greedy", "attention")}
 
     same = True
@@ -75,9 +78,10 @@ def main(argv=None) -> int:
         key = wav.stem
         row = {f"funasr_{k}": v for k, v in funasr[key].items()}
         row.update({f"engine_{mode}": engine[mode].get(key, "") for mode in engine})
+        row.update({f"engine_spaced_{mode}": spaced[mode].get(key, "") for mode in spaced})
         texts[key] = row
         for mode in engine:
-            equal = row[f"engine_{mode}"].replace(" ", "") == row[f"funasr_{mode}"].replace(" ", "")
+            equal = row[f"engine_{mode}"] == row[f"funasr_{mode}"]
             same &= equal
             print(f"{key} {mode:10s} {'same' if equal else 'DIFFERENT'}: funasr {row[f'funasr_{mode}']!r} "
                   f"engine {row[f'engine_{mode}']!r}")

@@ -2,7 +2,7 @@
 
 Run in the FunASR reference virtualenv (funasr==1.4.16), from the repository root:
 
-    /work/funasr-venv/bin/python scripts/funasr_fixtures_conformer.py [--demo DIR] [--out DIR]
+    /work/funasr-venv/bin/python scripts/funasr_fixtures_conformer.py [--demo DIR] [--out DIR] [--bpe N]
 
 It builds a tiny, randomly initialised FunASR Conformer (funasr.models.conformer.model.Conformer)
 and writes it as a FunASR model directory (config.yaml, model.pt in FunASR's checkpoint form
@@ -11,7 +11,12 @@ records FunASR's outputs on each wav, one utterance at a time: the features (Wav
 the CMVN), the encoder output, the CTC log-probs, the attention decoder's log-probs for a fixed
 prefix, and the text FunASR's AutoModel decodes (CTC greedy: generate(batch_size>1); attention
 beam search: decoding_ctc_weight 0; and AutoModel's default joint CTC/attention beam search).
-tests/models/test_funasr_parity.py checks the engine against these files without FunASR.
+tests/funasr/test_conformer_parity.py checks the engine against these files without FunASR.
+
+With ``--bpe N`` (``tests/fixtures/funasr/conformer_bpe``): a smaller Conformer whose tokenizer is
+FunASR's SentencepiecesTokenizer over an N-piece BPE model of the demo's English (bpe.model, made
+by funasr_fixtures_paraformer.train_bpe); only the texts are recorded (texts.json), for
+tests/funasr/test_conformer_bpe_parity.py.
 """
 
 from __future__ import annotations
@@ -84,8 +89,11 @@ def features(frontend, wav: Path):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", type=Path, default=Path("/work/main/data/demo"))
-    parser.add_argument("--out", type=Path, default=Path("tests/fixtures/funasr/conformer"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default tests/fixtures/funasr/conformer (conformer_bpe with --bpe)")
+    parser.add_argument("--bpe", type=int, default=0, help="a SentencepiecesTokenizer of this many pieces")
     args = parser.parse_args(argv)
+    args.out = args.out or Path("tests/fixtures/funasr") / ("conformer_bpe" if args.bpe else "conformer")
 
     from funasr import AutoModel
     from funasr.frontends.wav_frontend import WavFrontend
@@ -105,7 +113,17 @@ def main(argv=None) -> int:
         wavs.append(wav_dir / source.name)
 
     conf = config()
-    tokens = token_list(args.demo)
+    tokenizer_files = {"token_list": "tokens.json"}
+    if args.bpe:
+        from funasr_fixtures_paraformer import train_bpe  # scripts/ is on sys.path when run as a script
+
+        tokens = train_bpe(args.demo, model_dir, args.bpe)
+        conf["tokenizer"] = "SentencepiecesTokenizer"
+        conf["tokenizer_conf"]["bpemodel"] = tokenizer_files["bpemodel"] = "bpe.model"
+        conf["encoder_conf"].update(output_size=32, linear_units=64, num_blocks=1, cnn_module_kernel=7)
+        conf["decoder_conf"].update(linear_units=64, num_blocks=1)
+    else:
+        tokens = token_list(args.demo)
     (model_dir / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     # am.mvn: statistics of the three wavs' fbank, computed by FunASR's own frontend.
     plain = WavFrontend(**{k: v for k, v in conf["frontend_conf"].items() if k != "cmvn_file"})
@@ -116,7 +134,7 @@ def main(argv=None) -> int:
         "framework": "pytorch", "task": "auto-speech-recognition",
         "model": {"type": "funasr"},
         "file_path_metas": {"init_param": "model.pt", "config": "config.yaml",
-                            "tokenizer_conf": {"token_list": "tokens.json"},
+                            "tokenizer_conf": tokenizer_files,
                             "frontend_conf": {"cmvn_file": "am.mvn"}}}, indent=2) + "\n", encoding="utf-8")
 
     frontend = WavFrontend(**{**conf["frontend_conf"], "cmvn_file": str(model_dir / "am.mvn")})
@@ -147,7 +165,8 @@ def main(argv=None) -> int:
                 "decoder_logprobs": torch.log_softmax(decoder_out[0], dim=-1).clone(),
                 "ctc_greedy_ids": greedy[greedy != 0].clone(),
             }
-    torch.save(records, out / "outputs.pt")
+    if not args.bpe:
+        torch.save(records, out / "outputs.pt")
 
     auto = AutoModel(model=str(model_dir), device="cpu", disable_update=True, disable_pbar=True, log_level="ERROR")
     texts = {}

@@ -258,10 +258,11 @@ class CheckpointsScreen(Screen):
             if request is None:
                 return
             try:
-                out = self.run_dir / "decode" / f"{request.checkpoint.name}-{request.mode}-{request.test_list.stem}"
+                style = "" if request.text_style == "auto" else f"-{request.text_style}"
+                out = self.run_dir / "decode" / f"{request.checkpoint.name}-{request.mode}-{request.test_list.stem}{style}"
                 argv = tool_argv("asr-decode", "--model", str(request.checkpoint), "--input",
                                  str(request.test_list), "--mode", request.mode, "--beam",
-                                 str(request.beam), "--output", str(out))
+                                 str(request.beam), "--text-style", request.text_style, "--output", str(out))
             except ToolError as exc:
                 self.notify(str(exc), severity="error")
                 return

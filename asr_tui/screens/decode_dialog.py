@@ -1,4 +1,5 @@
-"""Decode dialog: which test list, which search mode (only those the model supports), which beam."""
+"""Decode dialog: which test list, which search mode (only those the model supports), which beam,
+which text style (asr-decode --text-style)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from engine.data.funasr_text import TEXT_STYLE_CHOICES
 from engine.decode.modes import supported_modes
+
+TEXT_STYLE_LABELS = {
+    "auto": "auto (FunASR's for a FunASR model dir)",
+    "engine": "engine: words spaced (他在 data)",
+    "funasr": "funasr: as FunASR writes (他在data)",
+}
 
 
 @dataclass
@@ -20,6 +28,7 @@ class DecodeRequest:
     test_list: Path
     mode: str
     beam: int
+    text_style: str = "auto"
 
 
 class DecodeDialog(ModalScreen[DecodeRequest | None]):
@@ -42,6 +51,7 @@ class DecodeDialog(ModalScreen[DecodeRequest | None]):
         self.modes = tuple(modes) if modes else supported_modes("conformer")
         self.mode = mode if mode in self.modes else self.modes[0]
         self.beam = beam
+        self.text_style_choice = "auto"
         self.cwd = cwd or Path.cwd()
 
     def compose(self) -> ComposeResult:
@@ -54,6 +64,9 @@ class DecodeDialog(ModalScreen[DecodeRequest | None]):
                          compact=True)
             yield Label("beam size (beam searches and rescoring)")
             yield Input(str(self.beam), id="decode-beam", type="integer", compact=True)
+            yield Label("text style")
+            yield Select([(TEXT_STYLE_LABELS[s], s) for s in TEXT_STYLE_CHOICES], value="auto", allow_blank=False,
+                         id="decode-text-style", compact=True)
             yield Static(id="decode-problem")
             with Horizontal(id="decode-buttons"):
                 yield Button("Decode (Enter, ctrl+s)", variant="primary", id="decode-go", compact=True)
@@ -66,8 +79,11 @@ class DecodeDialog(ModalScreen[DecodeRequest | None]):
         # Enter on a Select opens it again: after a choice, the next Enter should decode. (The
         # Select takes the focus back from its closing overlay first, hence after the refresh;
         # the Changed it posts for its first value at mount is not a choice.)
-        if event.value != self.mode:
+        if event.select.id == "decode-mode" and event.value != self.mode:
             self.mode = str(event.value)
+            self.call_after_refresh(self.query_one("#decode-go", Button).focus)
+        elif event.select.id == "decode-text-style" and event.value != self.text_style_choice:
+            self.text_style_choice = str(event.value)
             self.call_after_refresh(self.query_one("#decode-go", Button).focus)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -95,4 +111,5 @@ class DecodeDialog(ModalScreen[DecodeRequest | None]):
             problem.update("[red]beam size: a whole number ≥ 1[/]")
             return
         mode = self.query_one("#decode-mode", Select).value
-        self.dismiss(DecodeRequest(self.checkpoint, resolved, str(mode), int(beam_text)))
+        style = self.query_one("#decode-text-style", Select).value
+        self.dismiss(DecodeRequest(self.checkpoint, resolved, str(mode), int(beam_text), str(style)))

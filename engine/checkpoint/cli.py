@@ -186,7 +186,20 @@ def export(run_dir: Path, out_dir: Path, checkpoint: Path) -> int:
         print(f"asr-average: error: export to {out_dir} failed: {error}", file=sys.stderr)
         return 1
     print(f"exported {checkpoint.name} as a FunASR model directory to {exported}")
+    caveat = export_caveat(exported)
+    if caveat:
+        print(f"asr-average: note: {caveat}", file=sys.stderr)
     return 0
+
+
+def export_caveat(model_dir: Path) -> str | None:
+    """A note when FunASR will not write the exported model's English as words (engine.data.funasr_text)."""
+    from engine.data.funasr_text import funasr_english_caveat
+    from engine.funasr.model_dir import read_model_dir
+
+    directory = read_model_dir(model_dir)
+    return funasr_english_caveat(directory.engine["model"], directory.engine["tokenizer_conf"]["type"],
+                                 directory.token_list)
 
 
 if __name__ == "__main__":

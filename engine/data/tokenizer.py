@@ -6,6 +6,11 @@ characters as units and English as letters (``english: letter``, the default, as
 CharTokenizer splits it, with "▁" marking the spaces between words) or as whole words
 (``english: word``: an English corpus of free vocabulary then maps every unseen test word to
 <unk>; see :func:`vocabulary_coverage`).
+
+``text_style`` says how decoded tokens become text: "engine" (CJK characters joined, words with
+spaces between them, as the engine's references are written) or "funasr" (FunASR 1.4.16's
+sentence_postprocess, engine.data.funasr_text: what FunASR's models write, chosen for a FunASR
+model directory by engine.decode.model_dir.load_asr).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
+from engine.data.funasr_text import TEXT_STYLES, sentence_text
 from engine.utils.fileio import atomic_write_bytes, atomic_write_text
 
 SPECIAL_TOKENS = ["<blank>", "<s>", "</s>", "<unk>"]
@@ -68,7 +74,7 @@ class CharTokenizer:
 
     kind = "char"
 
-    def __init__(self, token_list: list[str], english: str = DEFAULT_ENGLISH):
+    def __init__(self, token_list: list[str], english: str = DEFAULT_ENGLISH, text_style: str = "engine"):
         if token_list[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
             # A FunASR model's list (<blank> first, <unk> anywhere, often last): ids as listed.
             if not token_list or token_list[0] != "<blank>" or "<unk>" not in token_list:
@@ -78,6 +84,7 @@ class CharTokenizer:
             raise ValueError(f"tokenizer_conf.english must be 'letter' or 'word', got {english!r}")
         self.token_list = list(token_list)
         self.english = english
+        self.text_style = _checked_style(text_style)
         self.token_to_id = {token: index for index, token in enumerate(self.token_list)}
         if len(self.token_to_id) != len(self.token_list):
             duplicates = [t for t, n in Counter(self.token_list).items() if n > 1]
@@ -120,6 +127,8 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         special = self.special_ids
         tokens = [self.token_list[int(i)] for i in ids if int(i) not in special]
+        if self.text_style == "funasr":
+            return sentence_text(tokens)
         if self.english == "word":
             return join_units(tokens)
         # Letters: glue each run of letters back into a word, "▁" separating words.
@@ -149,10 +158,11 @@ class BpeTokenizer:
 
     kind = "bpe"
 
-    def __init__(self, model_proto: bytes):
+    def __init__(self, model_proto: bytes, text_style: str = "engine"):
         import sentencepiece
 
         self.model_proto = model_proto
+        self.text_style = _checked_style(text_style)
         self.processor = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
         self.token_list = [self.processor.id_to_piece(i) for i in range(self.processor.get_piece_size())]
 
@@ -168,7 +178,9 @@ class BpeTokenizer:
         return self.processor.encode(text)
 
     def decode(self, ids) -> str:
-        return self.processor.decode([int(i) for i in ids if i > SOS_EOS_ID])
+        text = self.processor.decode([int(i) for i in ids if i > SOS_EOS_ID])
+        # FunASR's sentencepiece ids2tokens gives the decoded sentence; sentence_postprocess reads its characters.
+        return sentence_text(list(text)) if self.text_style == "funasr" else text
 
     def save(self, out_dir) -> Path:
         path = Path(out_dir) / BPE_FILE
@@ -226,24 +238,30 @@ def build_tokenizer(tokenizer_conf: dict, texts: list[str], out_dir):
     return tokenizer
 
 
-def load_tokenizer(path):
+def _checked_style(text_style: str) -> str:
+    if text_style not in TEXT_STYLES:
+        raise ValueError(f"text style must be one of {', '.join(TEXT_STYLES)}, got {text_style!r}")
+    return text_style
+
+
+def load_tokenizer(path, text_style: str = "engine"):
     """Load the tokenizer saved in a run directory (bpe.model or tokens.txt), or from that file."""
     path = Path(path)
     if path.is_dir():
         for name in (BPE_FILE, TOKENS_FILE):
             if (path / name).is_file():
-                return load_tokenizer(path / name)
+                return load_tokenizer(path / name, text_style)
         raise FileNotFoundError(f"{path}: no {BPE_FILE} or {TOKENS_FILE} in this directory")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: tokenizer file not found")
     if path.suffix == ".model":
-        return BpeTokenizer(path.read_bytes())
+        return BpeTokenizer(path.read_bytes(), text_style)
     from engine.funasr.model_dir import read_token_list  # tokens.txt, or FunASR's tokens.json
 
     tokens = read_token_list(path)
     english = "letter" if WORD_BOUNDARY in tokens else "word"
     try:
-        return CharTokenizer(tokens, english)
+        return CharTokenizer(tokens, english, text_style)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from error
 

@@ -17,14 +17,17 @@ class AutoModel:
     ``mode``, ``beam_size``, ``batch_size`` and ``ctc_weight`` given here are the defaults for
     :meth:`generate`, which can override them per call. ``mode`` None: the model's own default
     (engine.decode.modes.default_mode: paraformer for a Paraformer, else attention_rescoring).
+    ``text_style`` "auto" (FunASR's text for a FunASR model directory), "engine" or "funasr":
+    engine.decode.model_dir.text_style_of.
     """
 
     def __init__(self, model: str, device: str = "cpu", mode: str | None = None, beam_size: int = 10,
-                 batch_size: int = 8, ctc_weight: float = 0.3, num_threads: int | None = None):
+                 batch_size: int = 8, ctc_weight: float = 0.3, num_threads: int | None = None,
+                 text_style: str = "auto"):
         import torch
 
         torch.set_num_threads(num_threads or usable_cpus())
-        self.model, self.frontend, self.tokenizer, self.config = load_asr(model, device)
+        self.model, self.frontend, self.tokenizer, self.config = load_asr(model, device, text_style=text_style)
         self.recognizer = Recognizer(self.model, self.frontend, self.tokenizer, device)
         model_name = self.config.get("model", "conformer")
         self.defaults = {"mode": mode or default_mode(model_name), "beam_size": beam_size, "batch_size": batch_size,

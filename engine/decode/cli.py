@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from engine.data.funasr_text import TEXT_STYLE_CHOICES
 from engine.data.lists import DataError
 from engine.decode.inputs import read_inputs
 from engine.decode.model_dir import ModelLoadError, load_asr
@@ -58,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--length-penalty", type=float, default=0.0, help="per-token bonus in attention beam search")
     parser.add_argument("--normalize", type=parse_normalize, default=parse_normalize("lowercase,punctuation,nfkc"),
                         help="comma list of lowercase, punctuation, nfkc, or 'none' (default: all three)")
+    parser.add_argument("--text-style", choices=TEXT_STYLE_CHOICES, default="auto",
+                        help="how tokens become text: engine (words with spaces between them), funasr (what FunASR "
+                             "1.4.16 writes for this model: no space between a Chinese character and an English "
+                             "word); auto (default): funasr for a FunASR model directory, engine for a run")
     parser.add_argument("--text", help="Kaldi text file with references (for a wav.scp or audio input)")
     parser.add_argument("--num-workers", type=int, default=0, help="processes computing features")
     parser.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: every usable core)")
@@ -104,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads or usable_cpus())
     try:
         model, frontend, tokenizer, config = load_asr(args.model, device,
-                                                      allow_changed_assets=args.allow_changed_assets)
+                                                      allow_changed_assets=args.allow_changed_assets,
+                                                      text_style=args.text_style)
         entries, report = read_inputs(args.input, args.text, progress=not args.no_progress)
     except (ModelLoadError, DataError, FileNotFoundError, ValueError) as error:
         print(f"asr-decode: {error}", file=sys.stderr)
@@ -146,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "decode_seconds": round(recognition.elapsed_seconds, 3),
         "mode": args.mode, "beam": args.beam, "ctc_weight": args.ctc_weight,
         "length_penalty": args.length_penalty, "batch_size": args.batch_size, "device": device,
+        "text_style": config["text_style"],
         **scoring_conventions(args.normalize),
         "model": str(Path(args.model).resolve()), "checkpoint": config["checkpoint"],
         "input": str(Path(args.input).resolve()), "input_report": report.to_event(),

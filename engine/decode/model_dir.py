@@ -24,6 +24,7 @@ from engine.checkpoint.assets import ASSETS_KEY, AssetMismatchError, check_asset
 from engine.checkpoint.storage import CheckpointError, CheckpointNotFoundError, load_checkpoint
 from engine.config import DEFAULTS, read_yaml
 from engine.data.frontend import WavFrontend
+from engine.data.funasr_text import TEXT_STYLES, funasr_text_style
 from engine.data.tokenizer import BPE_FILE, TOKENS_FILE, load_tokenizer
 from engine.funasr.config_map import FunASRConfigError, engine_architecture, engine_to_funasr, rename_keys
 from engine.funasr.model_dir import (
@@ -173,7 +174,22 @@ def read_funasr_dir(directory: Path) -> tuple[ModelDir, dict]:
     return model_dir, config
 
 
-def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_changed_assets: bool = False):
+def text_style_of(requested: str | None, model: str, tokenizer_kind: str, funasr_dir: bool) -> tuple[str, str]:
+    """(the style asked for, the tokenizer's rendering) for ``requested`` "auto"/None, "engine" or "funasr".
+
+    auto: a FunASR model directory (FunASR's own or an export: its config.yaml names FunASR's
+    tokenizer) decodes to the text FunASR writes for it, a run directory to the engine's.
+    "funasr" is the rendering FunASR's ``model``/tokenizer pair uses (engine.data.funasr_text).
+    """
+    if requested in (None, "auto"):
+        requested = "funasr" if funasr_dir else "engine"
+    if requested not in TEXT_STYLES:
+        raise ModelLoadError(f"text style must be auto or one of {', '.join(TEXT_STYLES)}, got {requested!r}")
+    return requested, (funasr_text_style(model, tokenizer_kind) if requested == "funasr" else "engine")
+
+
+def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_changed_assets: bool = False,
+             text_style: str | None = None):
     """Load a run directory, model directory or checkpoint -> (model, frontend, tokenizer, config).
 
     The model is in eval mode on ``device``; ``config["checkpoint"]`` names the file loaded.
@@ -181,6 +197,8 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_chang
     CMVN from ``run_dir``. A FunASR model directory is built from its config.yaml, with FunASR's
     parameter names mapped onto the engine's. A token list or CMVN other than the ones the
     checkpoint was trained with is an error naming both, unless ``allow_changed_assets``.
+    ``text_style`` (:func:`text_style_of`; None: auto) sets how the tokenizer writes text;
+    ``config["text_style"]`` says which was chosen.
     """
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -191,7 +209,8 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_chang
     if is_model_dir(directory):
         model_dir, config = read_funasr_dir(directory)
         tokenizer_path = model_dir.bpe_model or model_dir.token_file
-        tokenizer = load_tokenizer(tokenizer_path)
+        style, rendering = text_style_of(text_style, config["model"], config["tokenizer_conf"]["type"], True)
+        tokenizer = load_tokenizer(tokenizer_path, rendering)
         try:
             frontend = WavFrontend(**config["frontend_conf"], cmvn_file=model_dir.cmvn_file)
         except ValueError as error:
@@ -202,7 +221,9 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_chang
     else:
         config = read_model_config(directory)
         tokenizer_path = tokenizer_file(directory)
-        tokenizer = load_tokenizer(tokenizer_path)
+        kind = "bpe" if tokenizer_path.name == BPE_FILE else "char"
+        style, rendering = text_style_of(text_style, config["model"], kind, False)
+        tokenizer = load_tokenizer(tokenizer_path, rendering)
         frontend = build_frontend(config, directory)
     check_compatible(checkpoint, state, meta, config, tokenizer, tokenizer_path, frontend)
     if not allow_changed_assets:
@@ -227,7 +248,7 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_chang
             f"unexpected {result.unexpected_keys[:5]} ({len(result.unexpected_keys)}), "
             f"shape-mismatched {mismatched[:5]} ({len(mismatched)})"
         )
-    config = dict(config, checkpoint=str(checkpoint))
+    config = dict(config, checkpoint=str(checkpoint), text_style=style)
     return model.to(device).eval(), frontend, tokenizer, config
 
 

@@ -164,6 +164,8 @@ def test_export_only_exports_one_checkpoint_as_it_is(tmp_path, capsys):
     model, _, _, _ = load_asr(tmp_path / "dir", "cpu")
     name = next(k for k, v in weights.items() if v.is_floating_point())
     assert torch.equal(model.state_dict()[name], weights[name] + 3)
-    assert "as a FunASR model directory" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "as a FunASR model directory" in printed.out
+    assert "note:" not in printed.err  # Chinese characters: FunASR writes them as the engine does
     with pytest.raises(SystemExit):
         main(["--run", str(run), "--export-only", saved.path.name])

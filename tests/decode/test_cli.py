@@ -25,6 +25,7 @@ def test_decode_jsonl_writes_text_scores_and_summary(toy_run, tmp_path, capsys):
     for field in ("cer", "wer", "substitutions", "deletions", "insertions", "rtf", "mode", "normalization",
                   "cer_units", "wer_units", "model", "checkpoint"):
         assert field in summary
+    assert summary["text_style"] == "engine"  # a run writes the engine's text (words spaced)
     assert summary["cer"] <= 0.05 and summary["rtf"] > 0
     assert summary["mode"] == "ctc_greedy"
     assert summary["checkpoint"].endswith("model.pt")

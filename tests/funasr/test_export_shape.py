@@ -3,7 +3,8 @@
 tests/fixtures/funasr/engine_export/model was written by the engine (asr-average --export-only, from
 a run with random weights) and checked with FunASR by scripts/funasr_check_export.py, which
 recorded in funasr_accepted.json the files, config.yaml, configuration.json and state-dict keys
-FunASR's AutoModel loaded, and the texts it decoded. Exporting again, from that directory and
+FunASR's AutoModel loaded, the texts it decoded and asr-decode's texts (``engine_*``: as FunASR's,
+exactly; ``engine_spaced_*``: ``--text-style engine``). Exporting again, from that directory and
 from a run directory holding the same model, must give the same layout, and the engine must still
 decode FunASR's texts.
 """
@@ -18,6 +19,7 @@ import torch
 import yaml
 
 from engine.data.audio import load_audio
+from engine.decode.cli import main as asr_decode
 from engine.decode.model_dir import export_model_dir, load_asr, load_state_dict
 from engine.decode.search import decode_batch
 from engine.funasr.model_dir import read_model_dir
@@ -71,12 +73,34 @@ def test_export_from_a_run_directory_is_funasr_shaped(tmp_path, accepted):
 
 @pytest.mark.parametrize("mode", ["ctc_greedy", "attention"])
 def test_engine_decodes_what_funasr_decoded(accepted, mode):
-    model, frontend, tokenizer, _ = load_asr(EXPORT)
+    """The export decodes to FunASR's text exactly; asked for the engine's style, to the run's text."""
+    model, frontend, funasr_style, config = load_asr(EXPORT)
+    engine_style = load_asr(EXPORT, text_style="engine")[2]
+    assert config["text_style"] == "funasr"
     for key, texts in accepted["texts"].items():
         feats = frontend(load_audio(WAVS / f"{key}.wav"), training=False)
         with torch.no_grad():
             ids = decode_batch(model, feats.unsqueeze(0), torch.tensor([feats.size(0)]), mode, beam_size=10)[0]
-        text = tokenizer.decode(ids)
-        assert text == texts[f"engine_{mode}"], key
-        # FunASR writes no space between a Chinese character and a Latin word (docs/funasr.md)
-        assert text.replace(" ", "") == texts[f"funasr_{mode}"].replace(" ", ""), key
+        assert funasr_style.decode(ids) == texts[f"funasr_{mode}"] == texts[f"engine_{mode}"], key
+        assert engine_style.decode(ids) == texts[f"engine_spaced_{mode}"], key
+
+
+def test_asr_decode_writes_funasr_text_for_the_export_and_scores_both_styles_alike(accepted, tmp_path):
+    """asr-decode on the export writes what FunASR's AutoModel wrote; --text-style engine the run's
+    spaced text. CER and WER are the same for both (CER ignores spaces, WER splits CJK off words)."""
+    listing = tmp_path / "test.jsonl"
+    listing.write_text("".join(json.dumps({"key": key, "source": str(WAVS / f"{key}.wav"),
+                                           "target": texts["engine_spaced_attention"]}, ensure_ascii=False) + "\n"
+                               for key, texts in accepted["texts"].items()), encoding="utf-8")
+    summaries = {}
+    for style in ("auto", "engine"):
+        out = tmp_path / style
+        assert asr_decode(["--model", str(EXPORT), "--input", str(listing), "--output", str(out), "--mode",
+                           "ctc_greedy", "--text-style", style, "--no-progress", "--num-threads", "1"]) == 0
+        lines = dict(line.split(" ", 1) for line in (out / "text").read_text(encoding="utf-8").splitlines())
+        recorded = "funasr" if style == "auto" else "engine_spaced"
+        assert lines == {key: texts[f"{recorded}_ctc_greedy"] for key, texts in accepted["texts"].items()}
+        summaries[style] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert (summaries["auto"]["text_style"], summaries["engine"]["text_style"]) == ("funasr", "engine")
+    for rate in ("cer", "wer"):
+        assert summaries["auto"][rate] == summaries["engine"][rate] > 0

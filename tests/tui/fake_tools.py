@@ -2,7 +2,7 @@
 
 ``python fake_tools.py asr-average --run DIR --out PATH --checkpoints P ...`` writes PATH and an
 ``average`` event (``--export-only CKPT --export DIR`` writes DIR's five files); ``python fake_tools.py asr-decode --model M --input L --mode X --beam B
---output DIR`` prints tqdm-style progress and writes summary.json and utt_scores.jsonl.
+[--text-style S] --output DIR`` prints tqdm-style progress and writes summary.json and utt_scores.jsonl.
 """
 
 import argparse
@@ -48,6 +48,7 @@ def decode(argv):
     parser = argparse.ArgumentParser()
     for name in ("--model", "--input", "--mode", "--beam", "--output"):
         parser.add_argument(name, required=True)
+    parser.add_argument("--text-style", choices=("auto", "engine", "funasr"), default="auto")
     args = parser.parse_args(argv)
     for percent in (10, 50, 100):
         print(f"\rdecoding: {percent}%|####| {percent}/100", end="", file=sys.stderr, flush=True)
@@ -65,7 +66,8 @@ def decode(argv):
     ]
     (out / "utt_scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary = {"cer": 4 / 27, "wer": 2 / 5, "substitutions": 3, "deletions": 1, "insertions": 0,
-               "rtf": 0.05, "utterances": 3, "mode": args.mode, "model": args.model}
+               "rtf": 0.05, "utterances": 3, "mode": args.mode, "model": args.model,
+               "text_style": "engine" if args.text_style == "auto" else args.text_style}
     (out / "summary.json").write_text(json.dumps(summary))
     print(f"{args.mode}: CER {summary['cer']:.4f}")
     return 0

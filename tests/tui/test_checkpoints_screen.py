@@ -16,6 +16,7 @@ from asr_tui.screens.decode_dialog import DecodeDialog
 from tests.tui.runfactory import RunFactory, finished_run
 from tests.tui.pilot import wait_for
 from tests.tui.test_monitor_app import screen_text, text_of
+from tests.tui.test_decode_dialog_modes import open_dialog
 
 FAKE_TOOLS = Path(__file__).with_name("fake_tools.py")
 
@@ -128,12 +129,7 @@ async def test_average_marked_and_decode_by_keys(tmp_path, fake_tools):
 
 async def test_decode_dialog_mode_chosen_by_keys_then_enter_decodes(tmp_path):
     test_list = tmp_path / "test.jsonl"
-    test_list.write_text("{}\n")
-    chosen = []
-    app = AsrTuiApp(runs_root=tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        app.push_screen(DecodeDialog(tmp_path / "model.pt", str(test_list), cwd=tmp_path), chosen.append)
-        await pilot.pause()
+    async with open_dialog(tmp_path) as (_, pilot, chosen):
         await pilot.press("tab", "enter", "down", "down", "down", "enter")  # open the modes, pick the last
         await pilot.pause()
         await pilot.press("enter")
@@ -147,11 +143,13 @@ async def test_decode_dialog_rejects_missing_list(tmp_path, fake_tools):
     async with app.run_test(size=(100, 30)) as pilot:
         await open_checkpoints(pilot, app, run.run_dir)
         await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DecodeDialog))
         dialog = app.screen
+        await wait_for(pilot, lambda: dialog.query_one("#decode-list").has_focus)  # Enter goes to the list
         dialog.query_one("#decode-list").value = str(tmp_path / "missing.jsonl")
         await pilot.press("enter")
         assert app.screen is dialog
-        assert "does not exist" in text_of(dialog.query_one("#decode-problem", Static))
+        await wait_for(pilot, lambda: "does not exist" in text_of(dialog.query_one("#decode-problem", Static)))
         await pilot.press("escape")
         assert isinstance(app.screen, CheckpointsScreen)
 
