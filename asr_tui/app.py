@@ -21,7 +21,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from asr_tui.messages import (
-    LaunchRequested, OpenCheckpoints, OpenRun, PresetLoaded, ResumeRequested, RunStopRequested,
+    LaunchRequested, NodeScriptsRequested, OpenCheckpoints, OpenRun, PresetLoaded, ResumeRequested,
+    RunStopRequested,
 )
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.help import HelpScreen
@@ -160,6 +161,24 @@ class AsrTuiApp(App):
 
         self.notify(f"{what} {run_dir}")
         self._open(MonitorScreen(run_dir))
+
+    def on_node_scripts_requested(self, message: NodeScriptsRequested) -> None:
+        """Write RUN/config.yaml (if new) and run_node{N}.sh for every node, for the other machines."""
+        from asr_tui.command import write_node_scripts
+        from engine.config import dump_config, save_config
+
+        config, config_path = message.config, message.config_path
+        if config_path.exists() and config_path.read_text(encoding="utf-8") != dump_config(config):
+            self.notify(f"{config_path} already holds a different config (an earlier run?): "
+                        "choose another output_dir.", severity="error", timeout=10)
+            return
+        try:
+            save_config(config, config_path)
+            paths = write_node_scripts(config, config_path, config_path.parent, workdir=message.workdir)
+        except OSError as exc:
+            self.notify(f"Cannot write the scripts: {exc}", severity="error", timeout=10)
+            return
+        self.notify(f"Wrote {', '.join(p.name for p in paths)} in {config_path.parent}", timeout=8)
 
     def on_resume_requested(self, message: ResumeRequested) -> None:
         self.notify(f"resuming {message.run_dir.name} from {message.checkpoint.name} …")

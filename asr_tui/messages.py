@@ -67,3 +67,14 @@ class RunStopRequested(Message):
     def __init__(self, run_dir: Path) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
+
+
+class NodeScriptsRequested(Message):
+    """Setup → app: write ``config`` as ``config_path`` (unless the same config is there) and a
+    ``run_node{N}.sh`` per node beside it, each running from ``workdir``."""
+
+    def __init__(self, config: dict, config_path: Path, workdir: Path) -> None:
+        super().__init__()
+        self.config = config
+        self.config_path = Path(config_path)
+        self.workdir = Path(workdir)

@@ -302,6 +302,9 @@ def check_config(config: dict) -> list[ConfigIssue]:
             issues.append(ConfigIssue("distributed.master_port", f"must be at most 65535, got {port}"))
     if not config.get("train_data_set_list"):
         issues.append(ConfigIssue("train_data_set_list", "at least one training list is needed"))
+    from engine.config_rules import cross_field_issues  # it imports ConfigIssue from here
+
+    issues.extend(cross_field_issues(config))
     return issues
 
 

@@ -99,10 +99,11 @@ class LrPreview(Vertical):
     class Computed(Message):
         """New curves, or the engine's error; ``error_key`` is the dotted key the error names."""
 
-        def __init__(self, curves: dict[str, list[float]], error: str | None) -> None:
+        def __init__(self, curves: dict[str, list[float]], error: str | None, total_steps: int = 0) -> None:
             super().__init__()
             self.curves = curves
             self.error = error
+            self.total_steps = total_steps  # the span drawn: the one asked for, or the engine's default
             head = (error or "").split(":", 1)[0]
             self.error_key = head if error and head.startswith("optim_sches.") and " " not in head else None
 
@@ -116,7 +117,7 @@ class LrPreview(Vertical):
         super().__init__(id=id)
         self.curves: dict[str, list[float]] = {}
         self.error: str | None = None
-        self._request: tuple[dict, int, int] | None = None
+        self._request: tuple[dict, int | None, int, dict] | None = None
         self._timer: Timer | None = None
         self._computing = False
         self._computations = 0
@@ -130,9 +131,16 @@ class LrPreview(Vertical):
         """How many curves were computed (tests check the debounce with it)."""
         return self._computations
 
-    def request(self, optim_sches: dict, total_steps: int, accum_grad: int = 1) -> None:
-        """Preview these OptimSchedulers over ``total_steps`` training steps, after a pause in typing."""
-        self._request = (copy.deepcopy(optim_sches), int(total_steps), int(accum_grad))
+    def request(self, optim_sches: dict, total_steps: int | None, accum_grad: int = 1,
+                train_conf: dict | None = None) -> None:
+        """Preview these OptimSchedulers over ``total_steps`` training steps, after a pause in typing.
+
+        ``total_steps`` None: the span ``asr-train lr-preview`` draws by default (every
+        schedule's whole shape, from ``engine.optim_sche.preview.default_steps``).
+        """
+        train_conf = {**(train_conf or {}), "accum_grad": int(accum_grad)}
+        self._request = (copy.deepcopy(optim_sches), None if total_steps is None else int(total_steps),
+                         int(accum_grad), train_conf)
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self._start)
@@ -147,15 +155,20 @@ class LrPreview(Vertical):
         self.query_one("#lr-status", Static).update("lr preview: computing…")
         self.run_worker(partial(self._compute, *request), thread=True, group="lr-preview", name="lr preview")
 
-    def _compute(self, optim_sches: dict, total_steps: int, accum_grad: int) -> None:
+    def _compute(self, optim_sches: dict, total_steps: int | None, accum_grad: int, train_conf: dict) -> None:
         worker = get_current_worker()
-        steps = min(total_steps, MAX_PREVIEW_STEPS)
         try:
             from engine.optim_sche import lr_curve  # torch: only here, off the UI thread
 
+            if total_steps is None:
+                from engine.optim_sche.preview import default_steps
+
+                total_steps = default_steps(optim_sches, train_conf)
+            steps = min(total_steps, MAX_PREVIEW_STEPS)
             curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad), None
         except Exception as exc:  # any bad combination of values is shown, never raised into the UI
             curves, error = {}, str(exc) or type(exc).__name__
+            total_steps = total_steps or 0
         if not worker.is_cancelled:
             self.app.call_from_thread(self._show, curves, error, total_steps)
 
@@ -172,7 +185,7 @@ class LrPreview(Vertical):
                 f"the first {short_count(MAX_PREVIEW_STEPS)} of {short_count(total_steps)}"
             status.update(f"lr per update over {span} training steps · {peaks}")
         self.redraw()
-        self.post_message(self.Computed(curves, error))
+        self.post_message(self.Computed(curves, error, total_steps))
         if self._request is not None and self._timer is None:
             self._start()  # edits arrived while computing
 

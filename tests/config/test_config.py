@@ -120,3 +120,21 @@ def test_config_module_does_not_import_torch():
 def test_overrides_read_exponent_numbers_as_numbers():
     assert apply_overrides({}, ["++optim_conf.lr=1e-3", "++a=2E+2", "++b=e5"]) == {
         "optim_conf": {"lr": 0.001}, "a": 200.0, "b": "e5"}
+
+
+def test_cross_field_rules_are_refused_by_the_engine_as_by_the_form():
+    """asr-train validates with check_config, which applies engine.config_rules: the setup form
+    and the engine refuse the same combinations, each named by the key that fixes it."""
+    from engine.config import ConfigError, validate_config
+
+    user = {"train_data_set_list": ["t.jsonl"], "tokenizer_conf": {"type": "bpe"},
+            "dataset_conf": {"min_source_length": 50, "max_source_length": 10}}
+    with pytest.raises(ConfigError) as raised:
+        validate_config(user, "exp.yaml")
+    message = str(raised.value)
+    assert message.startswith("exp.yaml: ")
+    assert "tokenizer_conf.vocab_size: needed for a bpe tokenizer" in message
+    assert "dataset_conf.min_source_length: is above max_source_length (10)" in message
+    # averaging more than are kept is valid: the engine keeps max(keep_nbest_models, avg_nbest_model)
+    validate_config({"train_data_set_list": ["t.jsonl"],
+                     "train_conf": {"keep_nbest_models": 1, "avg_nbest_model": 3}}, "exp.yaml")

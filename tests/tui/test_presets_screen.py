@@ -60,7 +60,8 @@ def dirs(tmp_path, monkeypatch):
 
 async def open_presets(app, pilot) -> PresetsScreen:
     await pilot.press("ctrl+o")
-    await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen))
+    # Pushed is not composed yet (the form below may still be mounting its lazy tabs).
+    await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen) and app.screen.query("#preset-list"))
     return app.screen
 
 

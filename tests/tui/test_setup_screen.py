@@ -16,8 +16,11 @@ from textual.app import App
 import engine.optim_sche  # noqa: F401  torch, once: the preview's worker would otherwise import it per app
 from textual.widgets import Button, Input, Select, TextArea
 
-from asr_tui.messages import LaunchRequested
-from asr_tui.screens.setup import SetupScreen, cross_field_issues, estimate_steps
+from asr_tui.app import AsrTuiApp
+from asr_tui.messages import LaunchRequested, NodeScriptsRequested
+from asr_tui.screens.setup import SetupScreen
+from asr_tui.step_estimate import estimate_steps
+from engine.config_rules import cross_field_issues
 from asr_tui.widgets import form_data_check
 from asr_tui.widgets.form_data_check import DurationHistogram
 from asr_tui.widgets.form_fields import FormField
@@ -43,6 +46,9 @@ class SetupHarness(App):
 
     def on_launch_requested(self, message: LaunchRequested) -> None:
         self.launched.append(message.config)
+
+    def on_node_scripts_requested(self, message: NodeScriptsRequested) -> None:
+        AsrTuiApp.on_node_scripts_requested(self, message)  # the screen asks, the app writes
 
 
 @pytest.fixture
@@ -119,8 +125,11 @@ async def test_config_level_errors_land_on_their_fields(workdir):
         assert train_lists.error == "train_data_set_list: no such file: data/nope.jsonl"
         await type_into(pilot, await field(screen, "distributed.node_rank"), "2")
         assert "below nnodes" in (await field(screen, "distributed.node_rank")).error
+        await type_into(pilot, await field(screen, "dataset_conf.min_source_length"), "999999")
+        assert "is above max_source_length" in (await field(screen, "dataset_conf.min_source_length")).error
+        # The engine keeps max(keep_nbest_models, avg_nbest_model): averaging more than are kept is valid.
         await type_into(pilot, await field(screen, "train_conf.avg_nbest_model"), "30")
-        assert "cannot average more than the 20 kept" in (await field(screen, "train_conf.avg_nbest_model")).error
+        assert (await field(screen, "train_conf.avg_nbest_model")).error is None
         await pilot.press("ctrl+r")
         assert app.launched == []
 
@@ -198,6 +207,25 @@ async def test_busy_master_port_blocks_launch(workdir):
             await wait_for(pilot, lambda: app.screen.query_one("#setup-tabs").active == "distributed")
             assert app.launched == []
             assert f"{port} is in use" in app.screen.field_for("distributed.master_port").error
+
+
+async def test_a_third_optimiser_with_a_duplicate_name_overwrites_no_other(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: len(screen.editors()) == 3)
+        editors = screen.editors()
+        await type_into(pilot, editors[1].field_for("conf.optim_conf.lr"), "0.0002")
+        await type_into(pilot, editors[2].field_for("conf.optim_conf.lr"), "0.0003")
+        await type_into(pilot, editors[1].field_for("name"), "main")
+        await type_into(pilot, editors[2].field_for("name"), "main")
+        lrs = [entry["conf"]["optim_conf"]["lr"] for entry in screen.config["optim_sches"].values()]
+        assert len(lrs) == 3 and {0.0002, 0.0003} <= set(lrs)  # every editor's entry is still there
+        assert "two OptimSchedulers are called 'main'" in "\n".join(p.message for p in screen.problems())
+        await pilot.press("ctrl+r")
+        assert app.launched == []
 
 
 async def test_add_and_remove_optim_schedulers(workdir):
