@@ -26,6 +26,24 @@ def fake_tools(monkeypatch):
                         lambda name, *args: [sys.executable, str(FAKE_TOOLS), name, *args])
 
 
+def test_console_nbest_is_what_the_engine_averages(tmp_path):
+    """The console marks the checkpoints the engine's CheckpointManager.best picks: ties newest
+    first, and checkpoints saved without the metric (no validation) after the scored ones."""
+    from engine.checkpoint import CheckpointManager
+    from tests.checkpoint.conftest import training_state
+
+    manager = CheckpointManager(tmp_path, keep_nbest_models=10, avg_nbest_model=5, metric="acc")
+    for epoch, metrics in enumerate([{"acc": 0.5}, {"acc": 0.7}, None, {"acc": 0.7}, None, {"acc": 0.6}], 1):
+        manager.save(training_state(epoch), epoch=epoch, metrics=metrics)
+    found, problems = list_checkpoints(tmp_path)
+    assert problems == []
+    for count in range(1, 7):
+        engine_names = [Path(e["path"]).name for e in manager.best(count)]
+        assert [c.name for c in nbest(found, count, "acc")] == engine_names
+    assert [c.name for c in nbest(found, 5, "acc")] == [
+        "model.pt.ep4", "model.pt.ep2", "model.pt.ep6", "model.pt.ep1", "model.pt.ep5"]
+
+
 def test_list_merges_index_events_and_files(tmp_path):
     run = finished_run(tmp_path)
     (run.run_dir / "model.pt.avg2").write_bytes(b"avg")

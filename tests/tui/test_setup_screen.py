@@ -458,7 +458,7 @@ def test_setup_and_presets_import_neither_torch_nor_plotext():
     """The console's first frame must not wait on torch: the preview imports it in its worker."""
     import subprocess
 
-    code = ("import sys, asr_tui.screens.setup, asr_tui.screens.presets; "
+    code = ("import sys, asr_tui.app, asr_tui.screens.setup, asr_tui.screens.presets, asr_tui.screens.checkpoints, asr_tui.checkpoint_list; "
             "print(sorted(m for m in ('torch', 'plotext', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
