@@ -112,6 +112,12 @@ class AsrTuiApp(App):
         if not isinstance(self.screen, PresetsScreen):
             self.push_screen(PresetsScreen())
 
+    def action_environment(self) -> None:
+        from asr_tui.screens.environment import EnvironmentScreen
+
+        if not isinstance(self.screen, EnvironmentScreen):
+            self.push_screen(EnvironmentScreen(self.runs_root))
+
     def _open(self, screen: Screen) -> None:
         """Show ``screen`` directly above the runs list (setup/presets/others are closed)."""
         self.action_runs()
@@ -227,6 +233,8 @@ class AsrTuiApp(App):
             seen.add(binding.action)
             yield SystemCommand(binding.description, f"key {binding.key_display or binding.key}",
                                 partial(self.run_action, binding.action, active.node))
+        yield SystemCommand("Environment", "versions, GPUs, NCCL, tools, free disk (asr-train doctor)",
+                            self.action_environment)
         runs = self.screen_stack[0]
         if isinstance(runs, RunsScreen):
             for summary in runs.summaries.values():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ from engine.events import EventReader
 from asr_tui.tailer import read_first_start, read_tail_events
 
 STALE_SECONDS = 600
+# How much of console.log's end is searched for the error of a job that died without an `error` event.
+LOG_TAIL_BYTES = 16384
+# A Python exception line, as a traceback ends: "ImportError: ...", "torch.OutOfMemoryError: ...".
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b(?::.*)?$")
 SKIP_DIRS = {"decode", "tensorboard", "__pycache__", ".git"}
 
 
@@ -142,9 +147,30 @@ class RunSummary:
         return None
 
 
+def console_log_error(run_dir: Path) -> str:
+    """The last exception line in the end of RUN/console.log, or "": what killed a job that died
+    before the engine could write an `error` event (an import error, a bad interpreter)."""
+    path = Path(run_dir) / "console.log"
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - LOG_TAIL_BYTES))
+            tail = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    for line in reversed(tail.splitlines()):
+        line = line.strip()
+        if EXCEPTION_LINE.match(line):
+            return line
+    return ""
+
+
 def run_status(state: RunState, record: dict | None, alive: bool | None,
-               now: float | None = None) -> tuple[str, str]:
-    """(status, reason) of a run from its folded events, launch record and liveness."""
+               now: float | None = None, run_dir: Path | None = None) -> tuple[str, str]:
+    """(status, reason) of a run from its folded events, launch record and liveness.
+
+    With ``run_dir``, a run that crashed without an `error` event takes its reason from the
+    exception line at the end of console.log."""
     if state.end is not None:
         status = str(state.end.get("status") or "finished")
         return status, str(state.end.get("reason") or "")
@@ -161,6 +187,10 @@ def run_status(state: RunState, record: dict | None, alive: bool | None,
             host = (record or {}).get("host", "")
             return RUNNING, f"on {host}" if host else ""
         return CRASHED, error_text or "no end event and no news from the job"
+    if not error_text and run_dir is not None:
+        logged = console_log_error(run_dir)
+        if logged:
+            error_text = f"{logged} (console.log)"
     return CRASHED, error_text or "process gone without an end event"
 
 
@@ -209,7 +239,7 @@ def summarize(run_dir: Path, state: RunState) -> RunSummary:
         record_error = ""
     except RunJsonError as exc:
         record, record_error = None, str(exc)
-    status, reason = run_status(state, record, process_alive(record))
+    status, reason = run_status(state, record, process_alive(record), run_dir=run_dir)
     if record_error:
         reason = f"{record_error}; {reason}" if reason else record_error
     record = record or {}

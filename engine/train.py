@@ -1,7 +1,8 @@
 """``asr-train`` and ``python -m engine.train --config C [++key=value ...]`` (what torchrun runs).
 
 Under torchrun every worker runs this; without it, one process trains. ``asr-train lr-preview
-...`` shows an experiment's learning-rate curves without a model (engine.optim_sche.preview).
+...`` shows an experiment's learning-rate curves without a model (engine.optim_sche.preview);
+``asr-train doctor [--json]`` prints the machine facts a bug report needs (engine.doctor).
 Exit status: 0 when the run finished or was stopped by a signal (and saved), 1 when it failed,
 2 for a bad command line or config.
 """
@@ -22,7 +23,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="asr-train",
         description="Train an ASR model from an experiment config (run it under torchrun for several GPUs).",
         epilog="Overrides use FunASR's form: ++train_conf.max_epoch=10 ++optim_conf.lr=0.0002. "
-               "'asr-train lr-preview --help' previews learning-rate schedules.",
+               "'asr-train lr-preview --help' previews learning-rate schedules; "
+               "'asr-train doctor' prints versions, GPUs and tools for a bug report.",
     )
     parser.add_argument("--config", required=True, help="experiment YAML (e.g. presets/conformer-demo.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="++key=value", help="config overrides")
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.optim_sche.preview import main as preview_main
 
         return preview_main(argv[1:])
+    if argv[:1] == ["doctor"]:
+        from engine.doctor import main as doctor_main
+
+        return doctor_main(argv[1:])
     args = parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)

@@ -18,10 +18,19 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 stamp="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+installed=0
 if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]; then
   echo "setup: installing the project into .venv (torch is large: a few minutes the first time)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-  echo "$stamp" > .venv/.setup-stamp
+  installed=1
 fi
+
+# Before anything else uses torch: torch and torchaudio load together and compute an fbank and a
+# resample. On failure it names both versions and the fix, and nothing after it runs.
+if ! .venv/bin/python -m engine.utils.install_check; then
+  rm -f .venv/.setup-stamp  # so the next run installs again
+  exit 1
+fi
+[ "$installed" = 0 ] || echo "$stamp" > .venv/.setup-stamp
 
 .venv/bin/asr-data demo --out data/demo

@@ -187,7 +187,7 @@ class MonitorScreen(Screen):
             record, record_error = read_run_json(self.run_dir), ""
         except RunJsonError as exc:
             record, record_error = None, str(exc)
-        status, reason = run_status(self.follower.state, record, process_alive(record))
+        status, reason = run_status(self.follower.state, record, process_alive(record), run_dir=self.run_dir)
         if record_error:
             reason = f"{record_error}; {reason}" if reason else record_error
         self.app.call_from_thread(self._show, update, status, reason)

@@ -166,10 +166,14 @@ def _stats_command(args) -> int:
 
 
 def _demo_command(args) -> int:
-    from engine.data.demo import make_demo_corpus
+    from engine.data.demo import WorkerStartError, make_demo_corpus
 
-    out = make_demo_corpus(args.out, num_train=args.num_train, seed=args.seed, progress=True,
-                           num_workers=args.num_workers)
+    try:
+        out = make_demo_corpus(args.out, num_train=args.num_train, seed=args.seed, progress=True,
+                               num_workers=args.num_workers)
+    except WorkerStartError as error:
+        print(f"asr-data demo: {error}", file=sys.stderr)
+        return 1
     print(f"demo corpus ready: {out}/train.jsonl, valid.jsonl, test.jsonl")
     return 0
 

@@ -115,12 +115,35 @@ def _synthesize_shard_in_fresh_process(jobs: list[tuple[dict, str]]) -> list[tup
     return synthesize_shard(jobs, make_synthesizer())
 
 
+WORKER_PRELOAD = ["torchaudio", "engine.data.demo"]
+
+
+class WorkerStartError(RuntimeError):
+    """The synthesis workers cannot start; the message names the import that fails."""
+
+
+def _check_worker_imports(modules: list[str]) -> None:
+    """Import what the fork server preloads, here, so that a broken install is reported as its
+    own error. The fork server swallows ImportError and dies of anything else (an OSError for a
+    torch/torchaudio ABI mismatch), which the pool only reports as ``EOFError: unexpected EOF``."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise WorkerStartError(
+                f"demo corpus workers cannot start: importing {name} failed: {type(exc).__name__}: {exc} "
+                "(python -m engine.utils.install_check tells what to do)") from exc
+
+
 def _worker_context():
     """Fork workers from a fork server, not from this process: the server imports torchaudio
     once (forking is then cheap) and has never loaded libespeak-ng, whose state a worker
     forked from a process that had used it would inherit, changing the audio."""
+    _check_worker_imports(WORKER_PRELOAD)
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torchaudio", "engine.data.demo"])
+    context.set_forkserver_preload(WORKER_PRELOAD)
     return context
 
 
@@ -161,10 +184,14 @@ def make_demo_corpus(out_dir, num_train: int = 3000, seed: int = 0, progress: bo
     shards = [jobs[start: start + SHARD_SIZE] for start in range(0, len(jobs), SHARD_SIZE)]
     samples: dict[str, int] = {}
     with tqdm(total=len(jobs), desc="synthesising demo corpus", unit="utt", disable=not progress) as bar:
-        with _worker_context().Pool(num_workers, maxtasksperchild=1) as pool:
-            for results in pool.imap(_synthesize_shard_in_fresh_process, shards):
-                samples.update(results)
-                bar.update(len(results))
+        try:
+            with _worker_context().Pool(num_workers, maxtasksperchild=1) as pool:
+                for results in pool.imap(_synthesize_shard_in_fresh_process, shards):
+                    samples.update(results)
+                    bar.update(len(results))
+        except (EOFError, BrokenPipeError, ConnectionError) as exc:  # the fork server died
+            raise WorkerStartError(f"demo corpus workers died: {type(exc).__name__}: {exc}; "
+                                   "run python -m engine.utils.install_check") from exc
     _write_lists(out_dir, plan, samples)
     stamp = {"version": STAMP_VERSION, "num_train": num_train, "seed": seed,
              "utterances": {split: n for split, n in split_sizes(num_train).items()},

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from engine.utils.cpus import threads_per_process, usable_cpus  # noqa: F401  (usable_cpus: re-exported)
+
 # Collectives that do not complete within this time raise instead of hanging for ever.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=10)
 # Rank 0 may spend long on one-off work (CMVN over a big list) while the others wait.
@@ -49,17 +51,9 @@ def _env_int(name: str, default: int) -> int:
         raise RuntimeError(f"environment variable {name}={raw!r} is not an integer") from None
 
 
-def usable_cpus() -> int:
-    """Cores this process may run on (affinity and cgroup-pinned sets count, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def set_thread_count(local_world_size: int) -> int:
     """Share the cores among the processes of this node, so they do not oversubscribe the CPU."""
-    threads = max(1, usable_cpus() // max(1, local_world_size))
+    threads = threads_per_process(local_world_size)
     torch.set_num_threads(threads)
     return threads
 
