@@ -39,12 +39,17 @@ class AsrTuiApp(App):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "asr-tui"
+    # Letter keys where nothing is typed (runs list, monitor, checkpoints); screens with text
+    # fields hide them and show the twins instead (asr_tui.screens.navigation.FORM_NAVIGATION).
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("n", "new_run", "New run"),
         Binding("p", "presets", "Presets"),
         Binding("u", "runs", "Runs"),
+        Binding("f1", "help", "Help", show=False),
+        Binding("f9", "runs", "Runs", show=False),
+        Binding("f10", "new_run", "New run", show=False),
     ]
 
     def __init__(self, runs_root: Path = Path("exp"), preset: dict | None = None,
@@ -98,6 +103,11 @@ class AsrTuiApp(App):
 
     def action_runs(self) -> None:
         while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_back(self) -> None:
+        """One screen back; the runs list is the bottom of the stack."""
+        if len(self.screen_stack) > 1:
             self.pop_screen()
 
     def action_new_run(self) -> None:
@@ -223,18 +233,39 @@ class AsrTuiApp(App):
 
     # Command palette: every binding of the current screen and of the app, plus every run.
 
+    def navigation_commands(self) -> list[SystemCommand]:
+        """The screens every other screen can reach, whatever is focused."""
+        commands = [
+            SystemCommand("Runs", "the list of runs (u, F9)", self.action_runs),
+            SystemCommand("New run", "the setup form (n, F10)", self.action_new_run),
+            SystemCommand("Presets", "load a preset into the form, or save the form as one (p)",
+                          self.action_presets),
+            SystemCommand("Environment", "versions, GPUs, NCCL, tools, free disk (asr-train doctor)",
+                          self.action_environment),
+            SystemCommand("Back", "the screen below this one (Esc)", self.action_back),
+        ]
+        if hasattr(RunsScreen, "action_compare"):
+            commands.insert(3, SystemCommand("Compare runs", "the runs marked in the runs list, side by side",
+                                             self.action_compare_runs))
+        return commands
+
+    def action_compare_runs(self) -> None:
+        """Compare the runs marked in the runs list (the runs list says how to mark them)."""
+        self.action_runs()
+        self.call_later(self.screen_stack[0].run_action, "compare")
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        seen = set()
+        navigation = self.navigation_commands()
+        yield from navigation
+        seen = {command.title for command in navigation}
         for active in screen.active_bindings.values():
             binding = active.binding
-            if not binding.description or not active.enabled or binding.action in seen:
+            if not binding.description or not active.enabled or binding.description in seen:
                 continue
-            seen.add(binding.action)
+            seen.add(binding.description)
             yield SystemCommand(binding.description, f"key {binding.key_display or binding.key}",
                                 partial(self.run_action, binding.action, active.node))
-        yield SystemCommand("Environment", "versions, GPUs, NCCL, tools, free disk (asr-train doctor)",
-                            self.action_environment)
         runs = self.screen_stack[0]
         if isinstance(runs, RunsScreen):
             for summary in runs.summaries.values():

@@ -29,6 +29,7 @@ from textual.widgets import Button, Footer, Header, Label, Select, Static, Tabbe
 
 from asr_tui.command import command_text, distributed_conf, port_is_free
 from asr_tui.messages import LaunchRequested, NodeScriptsRequested
+from asr_tui.screens.navigation import FORM_NAVIGATION
 from asr_tui.presets_store import PresetError, config_diff, list_presets, load_preset, model_section
 from asr_tui.setup_fields import MODEL_FIELDS, PREVIEW_STEPS, TAB_FIELDS, TABS, tab_of_key
 from asr_tui.widgets.form_data_check import DataCheck
@@ -57,13 +58,13 @@ class SetupScreen(Screen):
 
     CSS_PATH = "setup.tcss"
     BINDINGS = [
+        *FORM_NAVIGATION,
         Binding("ctrl+r", "launch", "Launch"),
         Binding("ctrl+y", "copy_command", "Copy cmd"),
         Binding("ctrl+t", "save_scripts", "Node scripts"),
         Binding("ctrl+n", "add_optim_sche", "Add optim"),
         Binding("ctrl+g", "next_problem", "Next problem"),
         Binding("ctrl+o", "open_presets", "Presets"),
-        Binding("f1", "app.help", "Help", show=False),  # "?" types into the focused field
         # Priority: the app runs these before it hands on the keys typed after them, and the
         # action moves the focus before returning, so typing straight after F5 goes into F5's
         # first field instead of the field the focus is leaving.
