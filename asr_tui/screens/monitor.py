@@ -193,6 +193,8 @@ class MonitorScreen(Screen):
         self.app.call_from_thread(self._show, update, status, reason)
 
     def _show(self, update: FollowUpdate, status: str, reason: str) -> None:
+        if not self.is_attached or not self.query("#monitor-status"):
+            return  # closed (or replaced) while the poll worker read the run
         first = not self.attached
         self.attached = True
         changed = first or bool(update) or (status, reason) != (self.status, self.reason)
