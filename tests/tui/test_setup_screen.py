@@ -26,6 +26,7 @@ from asr_tui.widgets.form_data_check import DurationHistogram
 from asr_tui.widgets.form_fields import FormField
 from asr_tui.widgets.lr_preview import LrChart, LrPreview
 from engine.config import DEFAULTS, deep_merge
+from tests.tui.pilot import settle
 from tests.tui.pilot import wait_for as pilot_wait_for
 
 SIZE = (80, 24)
@@ -104,7 +105,7 @@ async def test_bad_value_shows_error_beside_field_and_blocks_launch(workdir):
         assert "batch_size: must be a positive integer" in str(batch_size.query_one(".form-error").render())
         assert screen.config["dataset_conf"]["batch_size"] == 12  # the last value that parsed stays
         await pilot.press("ctrl+r")
-        await pilot.pause()
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
         assert screen.query_one("#setup-tabs").active == "batching"  # launch went to the problem
         await type_into(pilot, batch_size, "0")
@@ -131,6 +132,7 @@ async def test_config_level_errors_land_on_their_fields(workdir):
         await type_into(pilot, await field(screen, "train_conf.avg_nbest_model"), "30")
         assert (await field(screen, "train_conf.avg_nbest_model")).error is None
         await pilot.press("ctrl+r")
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
 
 
@@ -205,6 +207,7 @@ async def test_busy_master_port_blocks_launch(workdir):
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: app.screen.query_one("#setup-tabs").active == "distributed")
+            await settle(pilot)  # idle first: "not launched" must not pass for being early
             assert app.launched == []
             assert f"{port} is in use" in app.screen.field_for("distributed.master_port").error
 
@@ -225,6 +228,7 @@ async def test_a_third_optimiser_with_a_duplicate_name_overwrites_no_other(workd
         assert len(lrs) == 3 and {0.0002, 0.0003} <= set(lrs)  # every editor's entry is still there
         assert "two OptimSchedulers are called 'main'" in "\n".join(p.message for p in screen.problems())
         await pilot.press("ctrl+r")
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
 
 
@@ -249,6 +253,7 @@ async def test_add_and_remove_optim_schedulers(workdir):
         await type_into(pilot, editors[1].field_for("conf.updated_modules"), "decoder, ctc")
         assert "ctc is already updated by main" in editors[1].field_for("conf.updated_modules").error
         await pilot.press("ctrl+r")
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
         editors[1].query_one(".optim-remove", Button).press()
         await wait_for(pilot, lambda: len(screen.editors()) == 1)
@@ -312,7 +317,9 @@ async def test_lr_preview_is_debounced(workdir):
         for steps in range(1000, 1020):  # a burst of edits: one computation, of the last one
             preview.request(DEFAULTS["optim_sches"], steps)
         await wait_for(pilot, lambda: preview.computations == 2)
-        await pilot.pause(0.6)
+        # No request is left waiting for its debounce, none is being computed: no third curve comes.
+        await wait_for(pilot, lambda: preview._timer is None and not preview._computing)
+        await settle(pilot)
         assert preview.computations == 2
         assert len(preview.curves["main"]) == 1019
 
@@ -333,6 +340,7 @@ async def test_engine_schedule_errors_show_on_their_fields(workdir):
         assert "max_update" in preview.error
         assert "required" in editor.field_for("conf.max_update").error
         await pilot.press("ctrl+r")
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
 
 
