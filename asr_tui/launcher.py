@@ -58,9 +58,13 @@ class Launcher:
         return output_dir if output_dir.is_absolute() else self.cwd / output_dir
 
     def launch(self, config: dict, extra_args: list[str] | None = None) -> Path:
-        """Validate ``config``, write RUN/config.yaml and start the job; returns the run directory."""
+        """Validate ``config``, write RUN/config.yaml and start the job; returns the run directory.
+
+        The config check of ``asr-train --check`` runs first, its optimiser part importing torch:
+        the app calls this from its launch worker, never at start. The paths (lists, output_dir)
+        are the job's to check, in its own working directory, before it writes anything."""
         try:
-            config = validate_config(config, "<setup form>")
+            config = validate_config(config, "<setup form>", deep=True)
         except ConfigError as exc:
             raise LaunchError(str(exc)) from None
         run_dir = self.run_dir_of(config)
@@ -95,8 +99,13 @@ class Launcher:
         try:
             record = read_run_json(run_dir)
         except RunJsonError:
-            return  # unreadable record: it will be replaced by the new launch
+            record = None  # unreadable record: it will be replaced by the new launch
         if not record or not process_alive(record):
+            from engine.trainer.run_lock import lock_holder  # torch-free
+
+            holder = lock_holder(run_dir)  # a job started from a shell, unknown to run.json
+            if holder is not None:
+                raise LaunchError(f"{run_dir}: a job is training there ({holder.describe()}); stop it first")
             return
         events, _, _ = read_tail_events(Path(run_dir) / "events.jsonl")
         if any(event.get("event") == "end" for event in events):

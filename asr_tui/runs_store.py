@@ -135,6 +135,7 @@ class RunSummary:
     last_event_time: float | None = None
     host: str = ""
     launched_by: str = ""
+    lock_holder: str = ""  # "pid N on HOST" while a job holds the run directory's run.lock
 
     @property
     def name(self) -> str:
@@ -251,7 +252,15 @@ def summarize(run_dir: Path, state: RunState) -> RunSummary:
         total_steps=state.total_steps, epoch=state.epoch, max_epoch=state.max_epoch,
         metrics=state.metrics(), start_time=start_time, last_event_time=state.last_event_time,
         host=str(record.get("host", "")), launched_by=str(record.get("launched_by", "")),
+        lock_holder=_lock_holder_text(run_dir),
     )
+
+
+def _lock_holder_text(run_dir: Path) -> str:
+    from engine.trainer.run_lock import lock_holder  # torch-free
+
+    holder = lock_holder(run_dir)
+    return holder.describe() if holder is not None else ""
 
 
 def find_run_dirs(root: Path, max_depth: int = 3) -> list[Path]:

@@ -18,7 +18,9 @@ from typing import Any, Iterable
 
 import yaml
 
-from engine.optim_sche.conf import WARMUP_FROM_CHOICES, OptimConfError, entry_kwargs, normalise_optim_conf
+from engine.provenance import Provenance, key_lines
+from engine.optim_sche.conf import FUNASR_OPTIM_KEYS, WARMUP_FROM_CHOICES, OptimConfError, entry_kwargs, normalise_optim_conf
+from engine.schema import check_section, type_names, type_ok
 from engine.utils.fileio import atomic_write_text
 
 DEFAULTS: dict[str, Any] = {
@@ -77,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
         "warmup_from": "zero",
         "find_unused_parameters": False,
         "deterministic": False,
+        "allow_changed_assets": False,
     },
     "optim_sches": {
         "main": {
@@ -110,6 +113,9 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "train_conf.init_param": (str, type(None)),
     "train_conf.resume_from": (str, type(None)),
     "train_conf.grad_clip": (float, int, type(None)),
+    "dataset_conf.max_source_length": (int, type(None)),
+    "dataset_conf.max_target_length": (int, type(None)),
+    "dataset_conf.max_token_length": (int, type(None)),
     "distributed.devices": (str, int, list, type(None)),
     "cmvn": (str, type(None)),
 }
@@ -124,8 +130,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "frontend_conf.window": ("hamming", "hanning", "povey", "rectangular", "blackman"),
 }
 
-# Integers that must be at least this value.
-MINIMUM: dict[str, int] = {
+# Numbers that must be at least this value.
+MINIMUM: dict[str, float] = {
+    "seed": 0,
+    "dataset_conf.min_source_length": 0,
+    "dataset_conf.max_source_length": 1,
+    "dataset_conf.max_target_length": 1,
+    "dataset_conf.max_token_length": 1,
+    "dataset_conf.prefetch_factor": 1,
+    "frontend_conf.frame_length": 1,
+    "frontend_conf.frame_shift": 1,
+    "frontend_conf.dither": 0.0,
     "train_conf.max_epoch": 1,
     "train_conf.log_interval": 1,
     "train_conf.validate_interval": 1,
@@ -146,6 +161,9 @@ MINIMUM: dict[str, int] = {
     "frontend_conf.lfr_n": 1,
 }
 
+# Numbers that must be above zero.
+POSITIVE = ("train_conf.ft_factor", "train_conf.grad_norm_type")
+
 LIST_KEYS = ("train_data_set_list", "valid_data_set_list", "test_data_set_list")
 
 # YAML 1.1 reads ``1e-3`` (no dot) as text; FunASR users type it on the command line as a number.
@@ -153,7 +171,11 @@ _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
-    """A config problem; the message names the file and the dotted key."""
+    """A config problem; the message names the file (and line) or the override, and the dotted key."""
+
+    def __init__(self, message: str, issues: list | None = None) -> None:
+        super().__init__(message)
+        self.issues = list(issues or [])
 
 
 @dataclass(frozen=True)
@@ -210,14 +232,6 @@ def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
     return result
 
 
-def _type_ok(value: Any, allowed: tuple[type, ...]) -> bool:
-    if isinstance(value, bool):
-        return bool in allowed
-    if isinstance(value, int) and float in allowed:
-        return True
-    return isinstance(value, allowed)
-
-
 def _allowed_types(key: str, default: Any) -> tuple[type, ...]:
     if key in FIELD_TYPES:
         return FIELD_TYPES[key]
@@ -230,21 +244,18 @@ def _allowed_types(key: str, default: Any) -> tuple[type, ...]:
     return (type(default),)
 
 
-def _type_names(types: tuple[type, ...]) -> str:
-    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
-             dict: "a mapping", type(None): "null"}
-    return " or ".join(names.get(t, t.__name__) for t in types)
-
-
 def _check_value(key: str, value: Any, default: Any, issues: list[ConfigIssue]) -> None:
     allowed = _allowed_types(key, default)
-    if not _type_ok(value, allowed):
-        issues.append(ConfigIssue(key, f"must be {_type_names(allowed)}, got {value!r}"))
+    if not type_ok(value, allowed):
+        issues.append(ConfigIssue(key, f"must be {type_names(allowed)}, got {value!r}"))
         return
     if key in CHOICES and value is not None and value not in CHOICES[key]:
         issues.append(ConfigIssue(key, f"must be one of {', '.join(CHOICES[key])}, got {value!r}"))
-    if key in MINIMUM and isinstance(value, int) and not isinstance(value, bool) and value < MINIMUM[key]:
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key in MINIMUM and is_number and value < MINIMUM[key]:
         issues.append(ConfigIssue(key, f"must be at least {MINIMUM[key]}, got {value}"))
+    if key in POSITIVE and is_number and value <= 0:
+        issues.append(ConfigIssue(key, f"must be above 0, got {value}"))
 
 
 def _check_optim_sches(sches: Any, train_conf: Any, issues: list[ConfigIssue]) -> None:
@@ -277,7 +288,9 @@ def check_config(config: dict) -> list[ConfigIssue]:
         elif isinstance(default, dict):
             if not isinstance(value, dict):
                 issues.append(ConfigIssue(key, f"must be a mapping, got {value!r}"))
-            elif key not in OPEN_SECTIONS:
+            elif key in OPEN_SECTIONS:
+                issues.extend(ConfigIssue(dotted, problem) for dotted, problem in check_section(config, key))
+            else:
                 for sub, sub_value in value.items():
                     dotted = f"{key}.{sub}"
                     if sub not in default:
@@ -300,6 +313,12 @@ def check_config(config: dict) -> list[ConfigIssue]:
         port = dist.get("master_port", 29500)
         if isinstance(port, int) and port > 65535:
             issues.append(ConfigIssue("distributed.master_port", f"must be at most 65535, got {port}"))
+    dataset = config.get("dataset_conf", {})
+    if isinstance(dataset, dict):
+        low, high = dataset.get("min_source_length"), dataset.get("max_source_length")
+        if isinstance(low, int) and isinstance(high, int) and 1 <= high < low:
+            issues.append(ConfigIssue("dataset_conf.max_source_length",
+                                      f"must be at least min_source_length ({low}), got {high}"))
     if not config.get("train_data_set_list"):
         issues.append(ConfigIssue("train_data_set_list", "at least one training list is needed"))
     from engine.config_rules import cross_field_issues  # it imports ConfigIssue from here
@@ -308,24 +327,62 @@ def check_config(config: dict) -> list[ConfigIssue]:
     return issues
 
 
-def validate_config(user: dict, source: str = "<config>") -> dict:
-    """Defaults + the user's config, FunASR forms normalised, validated; raises :class:`ConfigError`."""
+def deep_issues(config: dict) -> list[ConfigIssue]:
+    """The checks that need torch, none of which builds the model: each OptimScheduler's schedule
+    keys and values, and its optimiser's keyword arguments (engine/optim_sche/build.py).
+    The console runs this in a worker, never at start."""
+    from engine.optim_sche.build import check_optim_sches
+
+    train_conf = config.get("train_conf") if isinstance(config.get("train_conf"), dict) else {}
+    return [ConfigIssue(key, message) for key, message in check_optim_sches(config["optim_sches"], train_conf)]
+
+
+def _with_default_optim_sches(user: dict) -> dict:
+    """FunASR's ``++optim_conf.lr=...`` or ``++optim_sches.main.conf.warmup_steps=...`` on a config that
+    names no optimiser changes the default one, rather than starting an empty entry."""
+    sches = user.get("optim_sches")
+    if sches is None and any(key in user for key in FUNASR_OPTIM_KEYS):
+        return {**user, "optim_sches": copy.deepcopy(DEFAULTS["optim_sches"])}
+    if isinstance(sches, dict):
+        merged = {name: deep_merge(DEFAULTS["optim_sches"][name], entry)
+                  if name in DEFAULTS["optim_sches"] and isinstance(entry, dict) and "type" not in entry else entry
+                  for name, entry in sches.items()}
+        return {**user, "optim_sches": merged}
+    return user
+
+
+def format_issues(issues: list[ConfigIssue], provenance: Provenance) -> str:
+    """One line: ``origin: key: problem`` per issue, the origin being ``file:line`` or ``++key=value``."""
+    return "; ".join(f"{provenance.where(issue.key)}: {issue}" for issue in issues)
+
+
+def validate_config(user: dict, source: str = "<config>", provenance: Provenance | None = None,
+                    deep: bool = False) -> dict:
+    """Defaults + the user's config, FunASR forms normalised, validated; raises :class:`ConfigError`.
+
+    ``deep`` adds :func:`deep_issues` (imports torch; asr-train and ``asr-train --check`` use it)."""
+    provenance = provenance or Provenance(source)
     if not isinstance(user, dict):
         raise ConfigError(f"{source}: the config must be a mapping at the top level")
     user = copy.deepcopy(user)
     for key in LIST_KEYS:
         if isinstance(user.get(key), str):
             user[key] = [user[key]]
+    user = _with_default_optim_sches(user)
     try:
         user = normalise_optim_conf(user)
     except OptimConfError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        key, _, message = str(exc).partition(": ")
+        issue = ConfigIssue(key, message)
+        raise ConfigError(format_issues([issue], provenance), [issue]) from None
     config = deep_merge(DEFAULTS, {k: v for k, v in user.items() if k != "optim_sches"})
     if "optim_sches" in user:
         config["optim_sches"] = user["optim_sches"]
     issues = check_config(config)
+    if deep and not any(issue.key.split(".")[0] in ("optim_sches", "train_conf") for issue in issues):
+        issues += deep_issues(config)
     if issues:
-        raise ConfigError(f"{source}: " + "; ".join(str(issue) for issue in issues))
+        raise ConfigError(format_issues(issues, provenance), issues)
     return config
 
 
@@ -351,16 +408,27 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
-def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = ()) -> dict:
-    """Read ``path`` (or start from defaults), apply ``++a.b=c`` overrides, resolve and validate."""
+def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), deep: bool = False) -> dict:
+    """Read ``path`` (or start from defaults), apply ``++a.b=c`` overrides, resolve and validate.
+
+    Every error names the key and where its value came from (``file:line`` or the override)."""
+    return load_config_traced(path, overrides, deep)[0]
+
+
+def load_config_traced(path: str | os.PathLike | None, overrides: Iterable[str] = (),
+                       deep: bool = False) -> tuple[dict, Provenance]:
+    """:func:`load_config` and the :class:`Provenance` of its values (for later checks' messages)."""
     user = read_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "<overrides>"
+    provenance = Provenance(source)
+    if path is not None:
+        provenance.add_file(path, key_lines(Path(path).read_text(encoding="utf-8")))
     overrides = list(overrides)
-    try:
-        user = apply_overrides(user, overrides)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    return validate_config(user, source)
+    for text in overrides:
+        parts, _ = parse_override(text)
+        provenance.add_override(".".join(parts), text)
+    user = apply_overrides(user, overrides)
+    return validate_config(user, source, provenance=provenance, deep=deep), provenance
 
 
 def dump_config(config: dict) -> str:

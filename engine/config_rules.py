@@ -15,15 +15,8 @@ from engine.config import ConfigIssue
 
 def cross_field_issues(config: dict) -> list[ConfigIssue]:
     """Problems between fields of a merged config, each named by the dotted key that fixes it."""
+    # (bpe without vocab_size: engine.schema; max_source_length below min: check_config itself)
     issues: list[ConfigIssue] = []
-    tokenizer = _section(config, "tokenizer_conf")
-    if tokenizer.get("type") == "bpe" and not tokenizer.get("vocab_size"):
-        issues.append(ConfigIssue("tokenizer_conf.vocab_size", "needed for a bpe tokenizer"))
-    data = _section(config, "dataset_conf")
-    low, high = data.get("min_source_length"), data.get("max_source_length")
-    if _is_int(low) and _is_int(high) and low > high:
-        issues.append(ConfigIssue("dataset_conf.min_source_length",
-                                  f"is above max_source_length ({high}): every utterance would be dropped"))
     issues.extend(optim_overlap_issues(config.get("optim_sches")))
     dist = _section(config, "distributed")
     devices, procs = dist.get("devices"), dist.get("nproc_per_node")

@@ -56,6 +56,9 @@ def data_text(data: dict[str, dict]) -> Text:
             parts.append(f"{event['utterances']} utts")
         if isinstance(event.get("hours"), (int, float)):
             parts.append(f"{event['hours']:.2f} h")
+        oov = event.get("oov")
+        if isinstance(oov, dict) and oov.get("texts") and oov.get("of_texts"):
+            parts.append(f"{oov['texts']} texts ({100 * oov['texts'] / oov['of_texts']:.0f}%) with <unk>")
         dropped = event.get("dropped")
         if isinstance(dropped, dict) and any(dropped.values()):
             parts.append("dropped " + ", ".join(f"{count} {why}" for why, count in dropped.items() if count))

@@ -159,6 +159,8 @@ class RunsScreen(Screen):
             text.append(f"  ·  {summary.host}")
         if summary.last_event_time:
             text.append(f"  ·  last event {ago(time.time() - summary.last_event_time)}")
+        if summary.lock_holder:
+            text.append(f"  ·  held by {summary.lock_holder}")
         if summary.reason:
             text.append(f"\n{summary.status}: {summary.reason}", style=STATUS_STYLE.get(summary.status, ""))
         detail.update(text)

@@ -60,7 +60,10 @@ def average_checkpoints(paths: Sequence[str | os.PathLike], out_path: str | os.P
     newest: dict[str, Any] = {}
     reference: Path | None = None
     for path in tqdm(paths, desc="averaging", unit="ckpt", disable=not progress):
-        weights = model_state(load_checkpoint(path, mmap=True), path)
+        loaded = load_checkpoint(path, mmap=True)
+        assets = loaded.get("assets")  # the newest source's token list / CMVN fingerprints
+        weights = model_state(loaded, path)
+        del loaded
         if reference is None:
             reference = path
             sums = _float64_copies(weights)
@@ -85,7 +88,8 @@ def average_checkpoints(paths: Sequence[str | os.PathLike], out_path: str | os.P
     sources = [{"path": str(p), **(dict(sources_meta[i]) if sources_meta else {})}
                for i, p in enumerate(paths)]
     out_path = Path(out_path)
-    atomic_torch_save({"model": averaged, "sources": sources, "metric": metric}, out_path)
+    extra = {"assets": assets} if isinstance(assets, dict) else {}
+    atomic_torch_save({"model": averaged, "sources": sources, "metric": metric, **extra}, out_path)
     return out_path
 
 

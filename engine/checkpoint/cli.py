@@ -7,7 +7,9 @@
 
 N and the metric default to the run's own avg_nbest_model and avg_keep_nbest_models_type (kept in
 checkpoints.json). The result is written atomically, recorded in checkpoints.json, and announced
-by an ``average`` event in DIR/events.jsonl.
+by an ``average`` event in DIR/events.jsonl. ``--list`` writes nothing: a checkpoint listed in
+checkpoints.json whose file is missing is reported, and its entry kept. Exit status: 0 done,
+2 a bad run, choice or checkpoint file, 1 a run-time failure (a full disk: path and cause).
 """
 
 from __future__ import annotations
@@ -107,8 +109,10 @@ def describe(entry: dict) -> str:
 
 
 def print_table(manager: CheckpointManager, chosen: list[dict]) -> None:
-    """Every checkpoint of the run, oldest first; '*' marks the ones averaged."""
+    """Every checkpoint of the run, oldest first; '*' marks the ones averaged, '!' missing files."""
     picked = {e["path"] for e in chosen}
+    for entry in manager.missing:
+        print(f"! {entry['path']:<24} {describe(entry)}  (file missing)")
     for entry in manager.entries():
         size = f"{entry['size'] / 2**20:.1f} MiB" if isinstance(entry.get("size"), int) else ""
         print(f"{'*' if entry['path'] in picked else ' '} {entry['path']:<24} {describe(entry)}  {size}")
@@ -134,14 +138,26 @@ def main(argv: list[str] | None = None) -> int:
         manager = CheckpointManager(
             run_dir, keep_nbest_models=int(settings.get("keep_nbest_models", 1)),
             avg_nbest_model=int(settings.get("avg_nbest_model", DEFAULT_NUM)),
-            metric=settings.get("metric", DEFAULT_METRIC))
+            metric=settings.get("metric", DEFAULT_METRIC), read_only=args.list)
+        for entry in manager.missing:
+            print(f"asr-average: {run_dir / entry['path']}: listed in {INDEX} ({describe(entry)}) but the file "
+                  f"is missing", file=sys.stderr)
+        if args.list:
+            try:
+                chosen, _ = choose(manager, args)
+            except (CheckpointError, ValueError):
+                chosen = []
+                print("(no checkpoint would be averaged)")
+            print_table(manager, chosen)
+            return 0
         chosen, how = choose(manager, args)
         print_table(manager, chosen)
-        if args.list:
-            return 0
         result = manager.average_entries(chosen, how, out_path=args.out, progress=True)
-    except (CheckpointError, ValueError) as error:
+    except (CheckpointError, ValueError) as error:  # a bad run, choice or checkpoint file
         print(f"asr-average: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a permission: the path and the cause, nothing half-written
+        print(f"asr-average: {error.filename or run_dir}: {error.strerror or error}", file=sys.stderr)
         return 1
     with EventWriter(run_dir / "events.jsonl") as events:
         events.write("average", **result.to_event(run_dir))
@@ -152,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             exported = export_model_dir(run_dir, args.export, checkpoint=result.path)
-        except (ModelLoadError, CheckpointError) as error:
+        except (ModelLoadError, CheckpointError, OSError) as error:
             print(f"asr-average: error: export to {args.export} failed: {error}", file=sys.stderr)
             return 1
         print(f"exported a model directory to {exported}")

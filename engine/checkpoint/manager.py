@@ -103,7 +103,7 @@ class CheckpointManager:
     """
 
     def __init__(self, run_dir: str | os.PathLike, keep_nbest_models: int = 20,
-                 avg_nbest_model: int = 10, metric: str = "acc"):
+                 avg_nbest_model: int = 10, metric: str = "acc", read_only: bool = False):
         if metric not in METRICS:
             raise ValueError(f"avg_keep_nbest_models_type must be one of {', '.join(METRICS)}, not {metric!r}")
         if keep_nbest_models < 1:
@@ -111,12 +111,19 @@ class CheckpointManager:
         if avg_nbest_model < 0:
             raise ValueError(f"avg_nbest_model must be 0 or more, not {avg_nbest_model}")
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.keep_nbest_models = keep_nbest_models
         self.avg_nbest_model = avg_nbest_model
         self.metric = metric
+        # read_only (asr-average --list): nothing is written, and an entry whose file is gone is
+        # reported and kept, metrics and all, rather than dropped from the index.
+        self.read_only = read_only
+        self.missing: list[dict] = []
         self.warnings: list[str] = []  # every repair of the index, also logged
         self._lock_warned = False
+        if read_only:
+            self._index = self._load_index()
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
             self._index = self._load_index()
             self._write_index()
@@ -253,6 +260,8 @@ class CheckpointManager:
             os.close(fd)
 
     def _write_index(self) -> None:
+        if self.read_only:
+            raise RuntimeError(f"{self.run_dir}: opened read-only, the index is not written")
         index = {"version": INDEX_VERSION, "metric": self.metric,
                  "keep_nbest_models": self.keep_nbest_models, "avg_nbest_model": self.avg_nbest_model,
                  "checkpoints": sorted(self._index["checkpoints"], key=chronological_key),
@@ -285,6 +294,8 @@ class CheckpointManager:
             for entry in index[section]:
                 if (self.run_dir / entry["path"]).is_file():
                     present.append(entry)
+                elif self.read_only:
+                    self.missing.append(entry)  # the caller reports it
                 else:
                     self._warn(f"{index_path}: {entry['path']} is listed but its file is gone; dropped")
             index[section] = present
@@ -296,7 +307,8 @@ class CheckpointManager:
             entry = self._entry_from_file(path, parsed)
             if entry is not None:
                 index["checkpoints" if parsed.kind != "average" else "averages"].append(entry)
-        self._remove_stale_temporaries()
+        if not self.read_only:
+            self._remove_stale_temporaries()
         return index
 
     def _entry_from_file(self, path: Path, parsed) -> dict | None:

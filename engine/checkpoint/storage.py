@@ -23,6 +23,17 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     atomic_torch_save(state, path)
 
 
+def _cause(error: Exception) -> str:
+    """torch's reason, without its advice to retry with ``weights_only=False``: for a torn or
+    random file that advice is wrong, and for a foreign one it would run arbitrary code."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        reason = next((line for line in lines[1:] if line.startswith(("Unsupported", "Unpickler"))),
+                      "the pickle stream holds something other than tensors and plain data")
+        return f"{type(error).__name__}: {reason}"
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:
     """Load a checkpoint with ``weights_only=True`` (no arbitrary code from pickles).
 
@@ -38,9 +49,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = Fa
     except MemoryError:
         raise
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"checkpoint {path} is unreadable (torn, corrupt or not a torch "
-                              f"checkpoint): {type(error).__name__}: {detail}") from error
+                              f"checkpoint): {_cause(error)}") from error
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a dict")
     return state

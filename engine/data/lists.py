@@ -27,6 +27,17 @@ class DataError(ValueError):
     """A bad data list or entry in strict mode; the message names file, line and key."""
 
 
+def parse_source_len(value) -> int | None:
+    """A list's ``source_len`` as frames, or None when it is not a count (text, negative, true/false)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        frames = int(value)
+    except (TypeError, ValueError):
+        return None
+    return frames if frames >= 0 else None
+
+
 def source_len_of(num_samples: int, sample_rate: int) -> int:
     """FunASR's ``source_len``: the number of 10 ms frames in the audio."""
     return int(num_samples / sample_rate * 100)
@@ -70,8 +81,10 @@ def _iter_lines(path: Path):
 
 
 def read_jsonl(path, strict: bool = False, check_audio: bool = True, fs: int = 16000,
-               progress: bool = False) -> tuple[list[dict], DataReport]:
+               progress: bool = False, require_target: bool = True) -> tuple[list[dict], DataReport]:
     """Read a jsonl list; bad entries are skipped and counted (``strict``: raise instead).
+
+    ``require_target=False`` (decoding) keeps entries without a ``target``: they are decoded, not scored.
 
     With ``check_audio`` every audio header is read: missing or unreadable files are
     reported by key, ``source_len`` is filled in when absent, and the entries that will be
@@ -108,7 +121,7 @@ def read_jsonl(path, strict: bool = False, check_audio: bool = True, fs: int = 1
         if not isinstance(entry, dict):
             problem("malformed_json", number, detail="a line must be a JSON object")
             continue
-        missing = [name for name in REQUIRED_FIELDS if name not in entry]
+        missing = [name for name in REQUIRED_FIELDS if name not in entry and (require_target or name != "target")]
         if missing:
             problem("missing_field", number, entry.get("key"), f"missing {', '.join(missing)}")
             continue
@@ -117,23 +130,26 @@ def read_jsonl(path, strict: bool = False, check_audio: bool = True, fs: int = 1
             problem("duplicate_key", number, key, f"first seen on line {seen[key]}")
             continue
         seen[key] = number
-        target = entry["target"]
-        if not isinstance(target, str):
-            problem("bad_field", number, key, f"target must be a string, got {type(target).__name__}")
-            continue
-        if not target.strip():
-            problem("empty_text", number, key)
-            continue
-        if "source_len" in entry:
-            try:
-                entry["source_len"] = int(entry["source_len"])
-            except (TypeError, ValueError):
-                problem("bad_field", number, key, f"source_len must be a number, got {entry['source_len']!r}")
+        target = entry.get("target")
+        if "target" in entry:  # always there unless require_target is off
+            if not isinstance(target, str):
+                problem("bad_field", number, key, f"target must be a string, got {type(target).__name__}")
                 continue
+            if not target.strip():
+                problem("empty_text", number, key)
+                continue
+        if "source_len" in entry:
+            source_len = parse_source_len(entry["source_len"])
+            if source_len is None:
+                problem("bad_field", number, key,
+                        f"source_len must be a whole number of frames ≥ 0, got {entry['source_len']!r}")
+                continue
+            entry["source_len"] = source_len
         entry["key"] = key
-        entry["target"] = target.strip()
         entry["source"] = resolve_source(str(entry["source"]), list_dir)
-        entry.setdefault("target_len", target_len_of(entry["target"]))
+        if "target" in entry:
+            entry["target"] = target.strip()
+            entry.setdefault("target_len", target_len_of(entry["target"]))
         entries.append(entry)
         lines.append(number)
 

@@ -8,7 +8,7 @@ import signal
 import torch
 
 from engine.data.dataset import AudioTextDataset, collate
-from engine.data.lists import read_jsonl
+from engine.data.lists import DataError, read_jsonl
 from engine.data.report import DataReport
 from engine.data.sampler import BatchSampler
 
@@ -129,9 +129,14 @@ def build_dataloader(list_paths, dataset_conf: dict, frontend, tokenizer, *, tra
     with_unknown = sum(1 for ids in token_ids if tokenizer.unk_id in ids)
     if with_unknown:
         report.note("texts with <unk> tokens (kept)", with_unknown)
+    # The out-of-vocabulary share: high when the lists changed since tokens.txt was built (a resume).
+    unknown_tokens = sum(ids.count(tokenizer.unk_id) for ids in token_ids)
+    report.oov = {"texts": with_unknown, "of_texts": len(token_ids), "tokens": unknown_tokens,
+                  "of_tokens": sum(len(ids) for ids in token_ids)}
     entries, token_ids = filter_entries(entries, token_ids, options, report)
     if not entries:
-        raise ValueError(f"no utterances left in {', '.join(map(str, paths))}:\n{report.format()}")
+        reasons = ", ".join(f"{count} {reason}" for reason, count in report.dropped.items() if count) or "none read"
+        raise DataError(f"no utterances left in {', '.join(map(str, paths))} (dropped: {reasons}):\n{report.format()}")
     sampler = BatchSampler(
         [int(e["source_len"]) for e in entries], [len(ids) for ids in token_ids],
         batch_type=options["batch_type"], batch_size=int(options["batch_size"]),

@@ -50,6 +50,8 @@ class DataReport:
     notes: Counter = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    # texts/tokens outside the tokenizer's vocabulary ({"texts", "of_texts", "tokens", "of_tokens"})
+    oov: dict = field(default_factory=dict)
 
     @property
     def hours(self) -> float:
@@ -89,6 +91,7 @@ class DataReport:
             "num_dropped": self.num_dropped,
             "notes": dict(self.notes),
             "problems": [p.to_dict() for p in self.problems[:20]],
+            **({"oov": dict(self.oov)} if self.oov else {}),
         }
 
     def format(self, list_problems: bool = True) -> str:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from engine.data.lists import AUDIO_CHECK_THREADS, DataError, probe_audio, source_len_of, target_len_of
+from engine.data.lists import (AUDIO_CHECK_THREADS, DataError, parse_source_len, probe_audio, source_len_of,
+                               target_len_of)
 from engine.data.report import DataReport
 from engine.utils.fileio import atomic_write_text
 
@@ -144,13 +145,16 @@ def jsonl_to_scp(jsonl_in, scp_files: list, data_types: list[str], strict: bool 
                     reason, detail = "missing_field", f"missing {', '.join(missing)}"
                 elif str(key) in seen:
                     reason = "duplicate_key"
+                elif "source_len" in entry and parse_source_len(entry["source_len"]) is None:
+                    reason = "bad_field"
+                    detail = f"source_len must be a whole number of frames ≥ 0, got {entry['source_len']!r}"
             if reason:
                 if strict:
                     raise DataError(f"{jsonl_in}:{number}" + (f" key {key!r}" if key else "") + f": {reason}: {detail}")
                 report.drop(reason, str(jsonl_in), number, key, detail)
                 continue
             seen.add(str(key))
-            seconds += int(entry.get("source_len") or 0) / 100.0
+            seconds += (parse_source_len(entry.get("source_len") or 0) or 0) / 100.0
             for column, name in enumerate(data_types):
                 value = str(entry[name]).replace("\n", " ")
                 rows[column].append(f"{key} {value}\n")

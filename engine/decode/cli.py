@@ -3,6 +3,9 @@
 Writes into ``--output``: ``text`` (FunASR's "key hypothesis" lines), ``utt_scores.jsonl`` (per
 utterance: reference, hypothesis, S/D/I for characters and words) and ``summary.json`` (CER,
 WER, error counts, RTF, how the text was normalised and counted, the model and input used).
+Inputs without references are decoded and not scored. The folder appears whole or not at all:
+it is written under a temporary name and renamed. Exit status: 0 done, 1 a run-time failure
+(utterances that failed, a full disk: one line naming the path), 2 a bad model or input.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from engine.decode.recognizer import Recognizer
 from engine.decode.scoring import ErrorCounts, TextNormalizer, error_counts, scoring_conventions
 from engine.decode.search import MODES
 from engine.utils.dist import usable_cpus
-from engine.utils.fileio import atomic_write_text
+from engine.utils.fileio import atomic_directory, atomic_write_text
 
 NORMALIZE_STEPS = {"lowercase", "punctuation", "nfkc"}
 
@@ -57,7 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=int, default=0, help="processes computing features")
     parser.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: every usable core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--allow-changed-assets", action="store_true",
+                        help="decode even though tokens.txt / am.mvn differ from the ones the checkpoint was trained with")
     return parser
+
+
+def write_output_dir(out: Path, files: dict[str, str]) -> None:
+    """Write ``files`` into ``out`` as a whole (engine.utils.fileio.atomic_directory)."""
+    with atomic_directory(out) as tmp:
+        for name, text in files.items():
+            atomic_write_text(tmp / name, text)
 
 
 def score(entries: list[dict], hyps: dict[str, str], normalizer: TextNormalizer) -> tuple[list[dict], dict]:
@@ -89,16 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     torch.set_num_threads(args.num_threads or usable_cpus())
     try:
-        model, frontend, tokenizer, config = load_asr(args.model, device)
+        model, frontend, tokenizer, config = load_asr(args.model, device,
+                                                      allow_changed_assets=args.allow_changed_assets)
         entries, report = read_inputs(args.input, args.text, progress=not args.no_progress)
     except (ModelLoadError, DataError, FileNotFoundError, ValueError) as error:
         print(f"asr-decode: {error}", file=sys.stderr)
-        return 1
+        return 2
     if report.num_dropped or report.notes:
         print(report.format(), file=sys.stderr)
     if not entries:
-        print(f"asr-decode: {args.input}: nothing to decode", file=sys.stderr)
-        return 1
+        print(f"asr-decode: {args.input}: nothing to decode (every entry was dropped)", file=sys.stderr)
+        return 2
 
     started = time.time()
     recognition = Recognizer(model, frontend, tokenizer, device).recognize(
@@ -131,10 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         "failed": recognition.failed, "started": started,
     }
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "text", "".join(f"{r['key']} {r['text']}\n" for r in recognition.results))
-    atomic_write_text(out / "utt_scores.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    atomic_write_text(out / "summary.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    try:
+        write_output_dir(out, {
+            "text": "".join(f"{r['key']} {r['text']}\n" for r in recognition.results),
+            "utt_scores.jsonl": "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+            "summary.json": json.dumps(summary, ensure_ascii=False, indent=2) + "\n"})
+    except OSError as error:
+        print(f"asr-decode: {error.filename or out}: {error.strerror or error}; nothing written", file=sys.stderr)
+        return 1
 
     if scored:
         print(f"{args.mode}: CER {_number(chars.rate)} (S {chars.substitutions} D {chars.deletions} "

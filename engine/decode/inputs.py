@@ -82,7 +82,7 @@ def read_inputs(source, text=None, progress: bool = False) -> tuple[list[dict], 
         if not path.exists():
             raise DataError(f"{path}: input not found")
         if path.suffix == ".jsonl":
-            entries, report = read_jsonl(path, progress=progress)
+            entries, report = read_jsonl(path, progress=progress, require_target=False)
         elif path.suffix == ".scp" or path.name == "wav.scp":
             entries, report = read_wav_scp(path)
         else:

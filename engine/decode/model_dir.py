@@ -18,12 +18,14 @@ from pathlib import Path
 
 import torch
 
+from engine.checkpoint.assets import ASSETS_KEY, AssetMismatchError, check_assets, fingerprint
+from engine.checkpoint.storage import CheckpointError, CheckpointNotFoundError, load_checkpoint
 from engine.config import DEFAULTS, read_yaml
 from engine.data.frontend import WavFrontend
 from engine.data.tokenizer import BPE_FILE, TOKENS_FILE, load_tokenizer
 from engine.models import build_model
 from engine.models.subsampling import CONV_SHAPES
-from engine.utils.fileio import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from engine.utils.fileio import atomic_directory, atomic_torch_save, atomic_write_bytes, atomic_write_text
 
 CONFIG_FILE = "config.yaml"
 CMVN_FILE = "am.mvn"
@@ -61,11 +63,11 @@ def resolve_checkpoint(path) -> Path:
 def load_state_dict(checkpoint: Path) -> tuple[dict, dict]:
     """(model state_dict, the checkpoint's other entries) of a saved checkpoint."""
     try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
+        saved = load_checkpoint(checkpoint)
+    except CheckpointNotFoundError:
         raise ModelLoadError(f"{checkpoint}: checkpoint not found") from None
-    except Exception as error:  # torch raises several types for a torn or foreign file
-        raise ModelLoadError(f"{checkpoint}: cannot read checkpoint: {error}") from error
+    except CheckpointError as error:
+        raise ModelLoadError(str(error)) from error
     if not isinstance(saved, dict):
         raise ModelLoadError(f"{checkpoint}: not a checkpoint (a {type(saved).__name__}, expected a dict)")
     state = saved.get("model", saved)
@@ -156,12 +158,13 @@ def tokenizer_file(directory: Path) -> Path:
     raise ModelLoadError(f"{directory}: no {BPE_FILE} or {TOKENS_FILE} (the tokenizer the model was trained with)")
 
 
-def load_asr(path, device: str | torch.device = "cpu", run_dir=None):
+def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_changed_assets: bool = False):
     """Load a run directory, model directory or checkpoint -> (model, frontend, tokenizer, config).
 
     The model is in eval mode on ``device``; ``config["checkpoint"]`` names the file loaded.
     A checkpoint saved outside its run (``asr-average --out``) takes its config, tokenizer and
-    CMVN from ``run_dir``.
+    CMVN from ``run_dir``. A token list or CMVN other than the ones the checkpoint was trained
+    with is an error naming both, unless ``allow_changed_assets``.
     """
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -174,6 +177,12 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None):
     frontend = build_frontend(config, directory)
     state, meta = load_state_dict(checkpoint)
     check_compatible(checkpoint, state, meta, config, tokenizer, tokenizer_path, frontend)
+    if not allow_changed_assets:
+        try:
+            check_assets(meta.get(ASSETS_KEY), fingerprint(tokenizer_path, frontend.cmvn_file), checkpoint,
+                         {"tokens": tokenizer_path, "cmvn": frontend.cmvn_file}, "pass --allow-changed-assets")
+        except AssetMismatchError as error:
+            raise ModelLoadError(str(error)) from None
     try:
         model = build_model(config["model"], frontend.output_dim, tokenizer.vocab_size, config["model_conf"],
                             config["encoder_conf"], config["decoder_conf"], sos_eos_id=tokenizer.sos_eos_id)
@@ -219,15 +228,18 @@ def export_model_dir(run_dir_or_checkpoint, out_dir, checkpoint=None) -> Path:
     out_dir = Path(out_dir)
     if out_dir.resolve() == directory.resolve():
         raise ModelLoadError(f"{out_dir}: export directory must differ from the run directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_name = tokenizer_file(directory).name
     has_cmvn = frontend.cmvn_file is not None
     copies = [CONFIG_FILE, tokenizer_name] + ([CMVN_FILE] if has_cmvn else [])
-    for name in copies:
-        atomic_write_bytes(out_dir / name, (directory / name).read_bytes())
-    atomic_torch_save({"model": model.state_dict(), "input_dim": frontend.output_dim,
-                       "vocab_size": tokenizer.vocab_size, "source": str(source.resolve())}, out_dir / MODEL_FILE)
-    atomic_write_text(out_dir / CONFIGURATION_FILE,
-                      json.dumps(configuration_json(config, tokenizer_name, has_cmvn), indent=2) + "\n")
-    load_asr(out_dir)
+    _, meta = load_state_dict(source)
+    assets = {ASSETS_KEY: meta[ASSETS_KEY]} if isinstance(meta.get(ASSETS_KEY), dict) else {}
+    with atomic_directory(out_dir) as tmp:  # the folder appears whole, checked, or not at all
+        for name in copies:
+            atomic_write_bytes(tmp / name, (directory / name).read_bytes())
+        atomic_torch_save({"model": model.state_dict(), "input_dim": frontend.output_dim,
+                           "vocab_size": tokenizer.vocab_size, "source": str(source.resolve()), **assets},
+                          tmp / MODEL_FILE)
+        atomic_write_text(tmp / CONFIGURATION_FILE,
+                          json.dumps(configuration_json(config, tokenizer_name, has_cmvn), indent=2) + "\n")
+        load_asr(tmp)
     return out_dir

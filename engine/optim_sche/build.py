@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import torch
@@ -18,6 +19,39 @@ def build_one(name: str, entry: dict, model: torch.nn.Module | None, train_conf:
     sche_type, kwargs = entry_kwargs(name, entry, train_conf)
     cls = resolve_scheduler(sche_type, key=f"optim_sches.{name}.type")
     return cls(model=model, name=name, **kwargs)
+
+
+def check_optim_sches(optim_sches_conf: dict, train_conf: dict | None) -> list[tuple[str, str]]:
+    """(dotted key, problem) for every entry whose schedule or optimiser arguments are wrong.
+
+    Run before anything is written and without a model: each schedule is built alone
+    (``model=None``, the very code training runs), and each optimiser is made once over a
+    one-element stand-in parameter, so torch.optim's own range checks (lr, betas, eps, ...) apply.
+    """
+    problems = []
+    for name, entry in optim_sches_conf.items():
+        key = f"optim_sches.{name}.conf"
+        try:
+            schedule = build_one(str(name), entry, None, train_conf)
+        except OptimConfError as exc:
+            dotted, _, message = str(exc).partition(": ")
+            problems.append((dotted, message))
+            continue
+        except (TypeError, ValueError) as exc:
+            problems.append((key, f"{type(exc).__name__}: {exc}"))
+            continue
+        accepted = [p for p in inspect.signature(schedule.optim_class).parameters if p not in ("self", "params")]
+        unknown = sorted(set(schedule.optim_conf) - set(accepted))
+        if unknown:
+            problems.append((f"{key}.optim_conf.{unknown[0]}",
+                             f"unknown key for torch.optim.{schedule.optim_class.__name__} "
+                             f"(accepted: {', '.join(accepted)})"))
+            continue
+        try:
+            schedule.optim_class([torch.zeros(1, requires_grad=True)], **schedule.optim_conf)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            problems.append((f"{key}.optim_conf", f"torch.optim.{schedule.optim_class.__name__}: {exc}"))
+    return problems
 
 
 def _check_disjoint(optim_sches: dict[str, OptimScheduler]) -> None:

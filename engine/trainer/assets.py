@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 
 from engine.data.frontend import WavFrontend, compute_cmvn, write_am_mvn
-from engine.data.lists import read_jsonl
+from engine.data.lists import DataError, read_jsonl
 from engine.data.tokenizer import build_tokenizer, load_tokenizer
 from engine.utils.dist import DistInfo, barrier_group, broadcast_object
 from engine.utils.fileio import atomic_write_bytes
@@ -50,7 +50,7 @@ def _read_training_entries(config: dict) -> list[dict]:
                         ", ".join(f"{k}: {v}" for k, v in report.dropped.items()))
         entries.extend(list_entries)
     if not entries:
-        raise ValueError(f"no usable utterances in {', '.join(config['train_data_set_list'])}")
+        raise DataError(f"train_data_set_list: no usable utterances in {', '.join(config['train_data_set_list'])}")
     return entries
 
 

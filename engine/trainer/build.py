@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from engine.checkpoint import CheckpointManager, load_checkpoint
+from engine.checkpoint import CheckpointManager
+from engine.checkpoint.assets import ASSETS_KEY, check_assets, fingerprint
 from engine.checkpoint.manager import relative_path
 from engine.config import save_config
 from engine.data import build_dataloader
@@ -18,9 +19,9 @@ from engine.data.frontend import WavFrontend
 from engine.data.specaug import SpecAugment
 from engine.models import build_model
 from engine.optim_sche import TrainStep, build_optim_sches
-from engine.trainer.assets import frontend_args, prepare_assets
+from engine.trainer.assets import TOKENIZER_FILES, frontend_args, prepare_assets
 from engine.trainer.init_param import describe, load_init_param
-from engine.trainer.resume import Position, position_of, restore_gradients, resume_path
+from engine.trainer.resume import Position, load_resume_state, position_of, restore_gradients
 from engine.trainer.rng import restore_rng_state, seed_everything
 from engine.trainer.train_log import TensorBoardScalars
 from engine.trainer.trainer import Trainer
@@ -58,10 +59,9 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     train_conf = config["train_conf"]
     if train_conf.get("deterministic"):
         torch.use_deterministic_algorithms(True, warn_only=True)
-    if dist_info.is_main:
-        save_config(config, run_dir / "config.yaml")
-
     tokenizer, cmvn_file = prepare_assets(config, run_dir, dist_info)
+    tokenizer_path = next(run_dir / name for name in TOKENIZER_FILES if (run_dir / name).is_file())
+    assets = fingerprint(tokenizer_path, cmvn_file)
     frontend = WavFrontend(**frontend_args(config["frontend_conf"]), cmvn_file=cmvn_file)
     train_loader, train_sampler, train_report, valid_loader, valid_report = build_loaders(
         config, frontend, tokenizer, dist_info)
@@ -71,6 +71,13 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
             events.write("data", **data_event(report, split, lists))
             if dist_info.is_main and report.num_dropped:
                 log.warning("%s data: %s", split, report.format(list_problems=True))
+            if dist_info.is_main and report.oov.get("texts"):
+                log.warning("%s data: %d of %d texts (%.1f%%) have tokens outside %s (%d of %d tokens become "
+                            "<unk>)%s", split, report.oov["texts"], report.oov["of_texts"],
+                            100.0 * report.oov["texts"] / max(report.oov["of_texts"], 1), tokenizer_path.name,
+                            report.oov["tokens"], report.oov["of_tokens"],
+                            ": the lists differ from the ones the tokenizer was built from"
+                            if report.oov["texts"] > 0.05 * report.oov["of_texts"] else "")
 
     # Seeded here, after the one-off preparation (CMVN draws from the global generator), so that a
     # run whose tokenizer and CMVN already exist starts from the very same initial weights.
@@ -80,10 +87,12 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
                         sos_eos_id=tokenizer.sos_eos_id).to(dist_info.device)
     num_params = sum(p.numel() for p in model.parameters())
 
-    checkpoint_path = resume_path(run_dir, train_conf)
-    state = load_checkpoint(checkpoint_path) if checkpoint_path else None
+    checkpoint_path, state = load_resume_state(run_dir, train_conf)
     init_report, init_step = None, None
     if state is not None:
+        if not train_conf.get("allow_changed_assets"):
+            check_assets(state.get(ASSETS_KEY), assets, checkpoint_path,
+                         {"tokens": tokenizer_path, "cmvn": cmvn_file}, "set ++train_conf.allow_changed_assets=true")
         position = position_of(state, checkpoint_path)
         model.load_state_dict(state["model"])
         log.info("resuming from %s (epoch %d, step %d)", checkpoint_path, position.epoch, position.step)
@@ -93,6 +102,8 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
             init_report, init_step = load_init_param(model, train_conf["init_param"])
             log.info(describe(init_report))
 
+    if dist_info.is_main:  # after the resume checks: a refused resume leaves the run's config as it was
+        save_config(config, run_dir / "config.yaml")
     optim_sches = build_optim_sches(config["optim_sches"], model, train_conf)
     train_step = TrainStep(model, optim_sches, train_conf, dist_info.device)
     if state is not None:
@@ -119,7 +130,8 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     trainer = Trainer(config=config, run_dir=run_dir, dist_info=dist_info, model=model, train_step=train_step,
                       train_loader=train_loader, train_sampler=train_sampler, valid_loader=valid_loader,
                       checkpoints=checkpoints, events=events, stop=stop,
-                      tensorboard=TensorBoardScalars(run_dir, enabled=dist_info.is_main), position=position)
+                      tensorboard=TensorBoardScalars(run_dir, enabled=dist_info.is_main), position=position,
+                      assets=assets)
     return trainer, start
 
 

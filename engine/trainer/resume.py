@@ -9,11 +9,17 @@ same parameters as one that was never interrupted.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from engine.checkpoint.names import parse_name
+from engine.checkpoint.storage import CheckpointError, load_checkpoint
+
+log = logging.getLogger("engine")
 
 LATEST = "model.pt"
 
@@ -44,6 +50,36 @@ def resume_path(run_dir: str | os.PathLike, train_conf: dict) -> Path | None:
     if train_conf.get("resume", True) and latest.is_file():
         return latest
     return None
+
+
+def load_resume_state(run_dir: str | os.PathLike, train_conf: dict) -> tuple[Path | None, dict | None]:
+    """(checkpoint path, its state) to resume from, or (None, None) for a fresh start.
+
+    When run_dir/model.pt is unreadable (torn by a crash or a full disk), the newest intact
+    epoch/step checkpoint beside it is used instead, and the log says so. An explicit
+    ``resume_from`` that is unreadable stays an error: the user asked for that file.
+    """
+    path = resume_path(run_dir, train_conf)
+    if path is None:
+        return None, None
+    try:
+        return path, load_checkpoint(path)
+    except CheckpointError as error:
+        if train_conf.get("resume_from"):
+            raise
+        first_error = error
+    named = [p for p in Path(run_dir).iterdir() if p.is_file() and (parsed := parse_name(p.name)) is not None
+             and parsed.kind in ("epoch", "step")]
+    for candidate in sorted(named, key=lambda p: (p.stat().st_mtime, p.name), reverse=True):
+        try:
+            state = load_checkpoint(candidate)
+        except CheckpointError as error:
+            log.warning("%s", error)
+            continue
+        log.warning("%s; resuming from %s, the newest intact checkpoint", first_error, candidate.name)
+        return candidate, state
+    raise CheckpointError(f"{first_error}; no intact model.pt.ep* checkpoint beside it to resume from "
+                          f"(set train_conf.resume: false to start afresh)")
 
 
 def pending_gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:

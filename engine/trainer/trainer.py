@@ -30,8 +30,10 @@ log = logging.getLogger("engine")
 
 class Trainer:
     def __init__(self, *, config: dict, run_dir: Path, dist_info, model, train_step, train_loader, train_sampler,
-                 valid_loader, checkpoints, events, stop, tensorboard, position: Position) -> None:
+                 valid_loader, checkpoints, events, stop, tensorboard, position: Position,
+                 assets: dict | None = None) -> None:
         self.config = config
+        self.assets = assets  # token list / CMVN fingerprints, recorded in every checkpoint
         self.train_conf = config["train_conf"]
         self.run_dir = Path(run_dir)
         self.dist = dist_info
@@ -167,6 +169,8 @@ class Trainer:
                                position=self.pos, rng=rng,
                                pending_grads=pending_gradients(self.model) if not self.dist.distributed else None,
                                metrics=metrics)
+        if self.assets:
+            state["assets"] = self.assets
         metric_name = self.train_conf["avg_keep_nbest_models_type"]
         if named:
             saved = self.checkpoints.save(state, epoch=self.pos.epoch,

@@ -90,17 +90,17 @@ def test_explicit_checkpoints_inside_and_outside_the_run(run_dir, tmp_path, make
 
 
 def test_errors_name_the_problem(run_dir, tmp_path, capsys):
-    assert main(["--run", str(run_dir), "--checkpoints", "model.pt.ep1", "model.pt.ep42"]) == 1
+    assert main(["--run", str(run_dir), "--checkpoints", "model.pt.ep1", "model.pt.ep42"]) == 2  # user errors: 2
     assert "no such checkpoint file(s): model.pt.ep42" in capsys.readouterr().err
     (run_dir / "model.pt.ep2").write_bytes(b"torn")
-    assert main(["--run", str(run_dir), "--num", "2"]) == 1
+    assert main(["--run", str(run_dir), "--num", "2"]) == 2
     assert f"checkpoint {run_dir / 'model.pt.ep2'} is unreadable" in capsys.readouterr().err
     empty = tmp_path / "empty_run"
     empty.mkdir()
-    assert main(["--run", str(empty)]) == 1
+    assert main(["--run", str(empty)]) == 2
     assert "has no epoch or step checkpoints" in capsys.readouterr().err
     CheckpointManager(empty, keep_nbest_models=1, avg_nbest_model=0)
-    assert main(["--run", str(empty)]) == 1
+    assert main(["--run", str(empty)]) == 2
     assert "avg_nbest_model 0): pass --num N" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["--run", str(tmp_path / "nope")])

@@ -127,14 +127,16 @@ def test_cross_field_rules_are_refused_by_the_engine_as_by_the_form():
     and the engine refuse the same combinations, each named by the key that fixes it."""
     from engine.config import ConfigError, validate_config
 
-    user = {"train_data_set_list": ["t.jsonl"], "tokenizer_conf": {"type": "bpe"},
-            "dataset_conf": {"min_source_length": 50, "max_source_length": 10}}
+    user = {"train_data_set_list": ["t.jsonl"], "distributed": {"devices": "0", "nproc_per_node": 2},
+            "optim_sches": {"main": {"type": "warmuplr", "conf": {"optim_conf": {"lr": 0.001}}},
+                            "ctc": {"type": "constant", "conf": {"optim_conf": {"lr": 0.001},
+                                                                "updated_modules": ["ctc"]}}}}
     with pytest.raises(ConfigError) as raised:
         validate_config(user, "exp.yaml")
     message = str(raised.value)
     assert message.startswith("exp.yaml: ")
-    assert "tokenizer_conf.vocab_size: needed for a bpe tokenizer" in message
-    assert "dataset_conf.min_source_length: is above max_source_length (10)" in message
+    assert "distributed.devices: lists 1 GPU(s) for nproc_per_node 2" in message
+    assert "optim_sches.main.conf.updated_modules: with several OptimSchedulers, name the modules" in message
     # averaging more than are kept is valid: the engine keeps max(keep_nbest_models, avg_nbest_model)
     validate_config({"train_data_set_list": ["t.jsonl"],
                      "train_conf": {"keep_nbest_models": 1, "avg_nbest_model": 3}}, "exp.yaml")

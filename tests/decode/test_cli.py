@@ -95,7 +95,7 @@ def test_missing_model_is_a_clear_error_with_exit_status(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "engine.decode.cli", "--model", str(tmp_path / "no_run"),
                            "--input", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o")],
                           capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a user error (HELPERS standard): exit 2, one line
     assert f"{tmp_path / 'no_run'}: no such checkpoint" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()

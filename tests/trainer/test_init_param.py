@@ -67,14 +67,15 @@ def test_loaded_tensors_are_the_checkpoint_s_and_the_rest_stay_initialised(tmp_p
             assert torch.equal(after[key], value), key
 
 
-def test_init_param_missing_file_is_an_error_naming_it(small_corpus, tmp_path):
+def test_init_param_missing_file_is_an_error_naming_it(small_corpus, tmp_path, capsys):
     run_dir = tmp_path / "run"
     missing = tmp_path / "no-such.avg10"
     config = write_config(tiny_config(small_corpus, run_dir, train_conf={**SHORT, "init_param": str(missing)}),
                           tmp_path / "run.yaml")
-    assert main(["--config", str(config)]) == 1
-    error = next(e for e in events_of(run_dir) if e["event"] == "error")
-    assert str(missing) in error["message"] and "init_param" in error["message"]
+    assert main(["--config", str(config)]) == 2  # checked before anything is written
+    err = capsys.readouterr().err
+    assert f"train_conf.init_param: {missing}: no such checkpoint file" in err and "Traceback" not in err
+    assert not run_dir.exists()
 
 
 def test_config_error_exits_2_naming_the_key(small_corpus, tmp_path, capsys):

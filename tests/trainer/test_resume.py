@@ -49,10 +49,10 @@ def test_resumed_run_ends_with_identical_parameters(small_corpus, tmp_path, accu
         {s: v for s, v in curve_resumed.items() if s >= first_equal}
 
 
-def test_resume_from_a_missing_checkpoint_names_it(small_corpus, tmp_path, caplog):
+def test_resume_from_a_missing_checkpoint_names_it(small_corpus, tmp_path, capsys):
     config = write_config(tiny_config(small_corpus, tmp_path / "run"), tmp_path / "run.yaml")
     missing = tmp_path / "nowhere" / "model.pt.ep3"
-    assert main(["--config", str(config), f"++train_conf.resume_from={missing}"]) == 1
-    error = next(e for e in events_of(tmp_path / "run") if e["event"] == "error")
-    assert str(missing) in error["message"] and "resume_from" in error["message"]
-    assert events_of(tmp_path / "run")[-1]["status"] == "failed"
+    assert main(["--config", str(config), f"++train_conf.resume_from={missing}"]) == 2  # checked before writing
+    err = capsys.readouterr().err
+    assert f"train_conf.resume_from: {missing}: no such checkpoint file" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
