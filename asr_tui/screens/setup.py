@@ -297,8 +297,10 @@ class SetupScreen(Screen):
     # ---- lr preview -------------------------------------------------------------------------
 
     def _request_preview(self) -> None:
+        """Redraw the lr curves, only while the Optim tab is shown: computing them holds the GIL
+        for up to a second, which would make the keys typed in other tabs wait (and reorder)."""
         tab = self.optim_tab()
-        if tab is not None:
+        if tab is not None and self.query_one(TabbedContent).active == "optim":
             tab.preview(self.config, self.train_stats)
 
     @on(LrPreview.Computed)
@@ -482,3 +484,5 @@ class SetupScreen(Screen):
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "run":
             self._refresh_run_tab()
+        elif event.pane.id == "optim":
+            self._request_preview()
