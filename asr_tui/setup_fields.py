@@ -7,7 +7,9 @@ Keys are ``engine.config`` dotted keys; choices come from ``engine.config.CHOICE
 
 from __future__ import annotations
 
-from asr_tui.widgets.form_fields import FieldSpec, devices, integer, mapping, number, optional_path, path_list, text
+from asr_tui.widgets.form_fields import (
+    FieldSpec, devices, integer, mapping, number, number_list, optional_path, path_list, text,
+)
 from engine.config import CHOICES
 
 DATA_FIELDS = (
@@ -47,6 +49,9 @@ BATCHING_FIELDS = (
               help="longer utterances (frames) are dropped and counted"),
     FieldSpec("dataset_conf.max_target_length", "max_target_length", integer(minimum=1)),
     FieldSpec("dataset_conf.shuffle", "shuffle", kind="switch"),
+    FieldSpec("dataset_conf.speed_perturb", "speed_perturb", number_list(optional=True, minimum=0.5, maximum=2.0),
+              placeholder="off (e.g. 0.9, 1.0, 1.1)",
+              help="training audio played at one of these speeds, drawn per utterance and epoch"),
 )
 TRAINING_FIELDS = (
     FieldSpec("train_conf.max_epoch", "max_epoch", integer(minimum=1)),
@@ -57,6 +62,8 @@ TRAINING_FIELDS = (
     FieldSpec("train_conf.avg_nbest_model", "avg_nbest_model", integer(minimum=0)),
     FieldSpec("train_conf.avg_keep_nbest_models_type", "n-best by", kind="select",
               choices=CHOICES["train_conf.avg_keep_nbest_models_type"]),
+    FieldSpec("train_conf.patience", "patience", integer(minimum=0), placeholder="0: off",
+              help="stop when the n-best metric has not improved for this many validations"),
     FieldSpec("train_conf.accum_grad", "accum_grad", integer(minimum=1)),
     FieldSpec("train_conf.grad_clip", "grad_clip", number(minimum=0.0, exclusive_min=True, optional=True),
               placeholder="no clipping"),

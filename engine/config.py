@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from engine.data.speed import check_speed_factors
 from engine.provenance import Provenance, key_lines
 from engine.optim_sche.conf import FUNASR_OPTIM_KEYS, WARMUP_FROM_CHOICES, OptimConfError, entry_kwargs, normalise_optim_conf
 from engine.schema import check_section, type_names, type_ok
@@ -58,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
         "max_token_length": 3500,
         "pin_memory": True,
         "prefetch_factor": 2,
+        "speed_perturb": None,
     },
     "train_conf": {
         "max_epoch": 50,
@@ -80,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
         "find_unused_parameters": False,
         "deterministic": False,
         "allow_changed_assets": False,
+        "patience": 0,
     },
     "optim_sches": {
         "main": {
@@ -118,6 +121,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "dataset_conf.max_token_length": (int, type(None)),
     "distributed.devices": (str, int, list, type(None)),
     "cmvn": (str, type(None)),
+    "dataset_conf.speed_perturb": (list, type(None)),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -148,6 +152,7 @@ MINIMUM: dict[str, float] = {
     "train_conf.keep_nbest_models": 1,
     "train_conf.avg_nbest_model": 0,
     "train_conf.accum_grad": 1,
+    "train_conf.patience": 0,
     "dataset_conf.batch_size": 1,
     "dataset_conf.num_workers": 0,
     "dataset_conf.buffer_size": 1,
@@ -302,6 +307,12 @@ def check_config(config: dict) -> list[ConfigIssue]:
                 issues.append(ConfigIssue(key, f"must be a list of paths, got {value!r}"))
         else:
             _check_value(key, value, default, issues)
+    speed = (config.get("dataset_conf") or {}).get("speed_perturb") if isinstance(config.get("dataset_conf"), dict) else None
+    if isinstance(speed, list):
+        try:
+            check_speed_factors(speed)
+        except ValueError as exc:
+            issues.append(ConfigIssue("dataset_conf.speed_perturb", str(exc).partition(": ")[2]))
     train_conf = config.get("train_conf", {})
     if isinstance(train_conf, dict) and train_conf.get("use_fp16") is True and train_conf.get("use_bf16") is True:
         issues.append(ConfigIssue("train_conf.use_bf16", "use_fp16 and use_bf16 are exclusive"))

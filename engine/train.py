@@ -205,7 +205,7 @@ def _train(config: dict, argv: list[str], debug: bool) -> tuple[int, bool]:
                  start["epoch"], start["max_epoch"],
                  f", resumed from {start['resumed_from']}" if start["resumed_from"] else "")
         status = trainer.fit()
-        reason = trainer.stop_reason if status == "stopped" else f"trained {start['max_epoch']} epochs"
+        reason = trainer.stop_reason if status == "stopped" else trainer.end_reason
         end(status, reason)
         log.info("end: %s (%s)", status, reason)
         return 0, started

@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, ProgressBar, Static, TabbedContent, TabPane
 
 from asr_tui.messages import OpenCheckpoints, ResumeRequested, RunStopRequested
-from asr_tui.run_state import CRASHED, FAILED, RUNNING, learning_rates, loss_terms, number
+from asr_tui.run_state import CRASHED, FAILED, FINISHED, RUNNING, STOPPED, learning_rates, loss_terms, number
 from asr_tui.runs_store import RunJsonError, process_alive, read_run_json, run_status
 from asr_tui.tailer import FollowUpdate, RunFollower
 from asr_tui.widgets.chart import MetricChart
@@ -281,7 +281,9 @@ class MonitorScreen(Screen):
             if isinstance(params, (int, float)):
                 text.append(f"  {params / 1e6:.1f}M params")
         if self.reason:
-            text.append(f"\n{self.reason}", style="dim" if self.status == RUNNING else "red")
+            # the end reason: why it stopped early (patience) reads as news, a failure as an alarm
+            style = {RUNNING: "dim", FINISHED: "green", STOPPED: "yellow"}.get(self.status, "red")
+            text.append(f"\n{self.reason}", style=style)
         if self.follower.bad_lines:
             text.append(f"\n{self.follower.bad_lines} malformed event line(s) skipped in "
                         f"{self.follower.events_path.name}", style="yellow")

@@ -1,7 +1,10 @@
-"""Check the data lists of the form with ``asr-data stats LIST --json`` and show what they hold.
+"""Check the data lists of the form with ``asr-data stats|check LIST --json`` and show what they hold.
 
-The check runs the data engine's own CLI as a subprocess (reading a large list and probing its
-audio takes a while and imports torch; neither may block the console), one list kind at a time,
+The check runs the data engine's own CLI as a subprocess (reading a large list takes a while; it
+may not block the console), one list kind at a time. Typing a list runs ``stats``, which trusts
+the list's lengths as training does; the "Check lists" button runs ``check``, which also reads
+every audio header (training no longer does at start) and writes its report beside the list.
+Either way it
 and shows utterances, hours, durations, what would be dropped and why (with the first problems'
 file, line and key), and the training list's duration histogram.
 """
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
@@ -41,9 +45,11 @@ def asr_data_command() -> list[str]:
     return [sys.executable, "-m", "engine.data.cli"]
 
 
-def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1) -> dict:
-    """``asr-data stats PATHS --json`` -> its JSON; raises RuntimeError with its stderr on failure."""
-    argv = asr_data_command() + ["stats", *paths, "--json"]
+def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1, audio: bool = False) -> dict:
+    """``asr-data stats PATHS --json`` (``audio``: ``check``, every header read and a report written)
+    -> its JSON; raises RuntimeError with its stderr on failure."""
+    command = "check" if audio else "stats"
+    argv = asr_data_command() + [command, *paths, "--json"]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           start_new_session=True) as process:
         while True:
@@ -57,11 +63,11 @@ def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1) 
                     raise RuntimeError("check cancelled") from None
     if process.returncode != 0:
         lines = [line for line in err.strip().splitlines() if line.strip()]
-        raise RuntimeError(lines[-1] if lines else f"asr-data stats exited with {process.returncode}")
+        raise RuntimeError(lines[-1] if lines else f"asr-data {command} exited with {process.returncode}")
     try:
         return json.loads(out)
     except json.JSONDecodeError as exc:
-        raise RuntimeError(f"asr-data stats printed no JSON ({exc})") from None
+        raise RuntimeError(f"asr-data {command} printed no JSON ({exc})") from None
 
 
 def summary_line(label: str, stats: dict) -> Text:
@@ -136,7 +142,7 @@ class DataCheck(Vertical):
     """
 
     class Checked(Message):
-        """One list kind was checked: ``stats`` is the JSON of ``asr-data stats`` (None on failure)."""
+        """One list kind was checked: ``stats`` is the JSON of ``asr-data stats|check`` (None on failure)."""
 
         def __init__(self, list_key: str, stats: dict | None, error: str | None) -> None:
             super().__init__()
@@ -149,25 +155,33 @@ class DataCheck(Vertical):
         self.lists: dict[str, list[str]] = {}
         self.results: dict[str, dict | str] = {}
         self._timer: Timer | None = None
+        self._audio = False  # the next check reads every audio header (the button)
 
     def compose(self) -> ComposeResult:
         with Horizontal():
             yield Button("Check lists", id="data-check-button", compact=True)
-            yield Static("checks utterances, hours, drops and durations of each list", id="data-status")
+            yield Static("checks utterances, hours, drops and durations of each list; the button also "
+                         "reads every audio file's header", id="data-status")
         yield Static("", id="data-report")
         yield DurationHistogram()
 
-    def request(self, lists: dict[str, list[str]], now: bool = False) -> None:
-        """Check these lists (``{config key: paths}``) after a pause in typing, or ``now``."""
+    def request(self, lists: dict[str, list[str]], now: bool = False, audio: bool = False) -> None:
+        """Check these lists (``{config key: paths}``) after a pause in typing, or ``now``;
+        ``audio``: read every audio header too (``asr-data check``)."""
         self.lists = {key: list(paths) for key, paths in lists.items() if paths}
+        self._audio = audio
         if self._timer is not None:
             self._timer.stop()
-        self._timer = self.set_timer(0 if now else DEBOUNCE_S, self._start)
+        if now:  # (a Timer of 0 s divides by zero in Textual 8: the button never worked through one)
+            self._timer = None
+            self.call_later(self._start)
+        else:
+            self._timer = self.set_timer(DEBOUNCE_S, self._start)
 
     @on(Button.Pressed, "#data-check-button")
     def _pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.request(self.lists, now=True)
+        self.request(self.lists, now=True, audio=True)
 
     def _start(self) -> None:
         self._timer = None
@@ -176,16 +190,18 @@ class DataCheck(Vertical):
             return
         self.results = {}
         self._show()
-        self.run_worker(self._check_all, thread=True, exclusive=True, group="data-check", name="data check")
+        self.run_worker(partial(self._check_all, self._audio), thread=True, exclusive=True, group="data-check",
+                        name="data check")
 
-    def _check_all(self) -> None:
+    def _check_all(self, audio: bool = False) -> None:
         worker = get_current_worker()
         for key, paths in dict(self.lists).items():
             started = time.monotonic()
             label = LIST_LABELS.get(key, key)
-            self.app.call_from_thread(self._status, f"checking {label}: {', '.join(paths)}…")
+            doing = "reading every audio header of" if audio else "checking"
+            self.app.call_from_thread(self._status, f"{doing} {label}: {', '.join(paths)}…")
             try:
-                stats, error = run_stats(paths, lambda: worker.is_cancelled), None
+                stats, error = run_stats(paths, lambda: worker.is_cancelled, audio=audio), None
             except (OSError, RuntimeError) as exc:
                 stats, error = None, str(exc)
             if worker.is_cancelled:
@@ -197,7 +213,8 @@ class DataCheck(Vertical):
 
     def _done(self, key: str, stats: dict | None, error: str | None, seconds: float) -> None:
         self.results[key] = stats if stats is not None else error or "failed"
-        self._status(f"checked {len(self.results)} of {len(self.lists)} list kinds ({seconds:.1f} s for the last)")
+        report = f"; report {stats['report']}" if stats and stats.get("report") else ""
+        self._status(f"checked {len(self.results)} of {len(self.lists)} list kinds ({seconds:.1f} s for the last){report}")
         self._show()
         self.post_message(self.Checked(key, stats, error))
 

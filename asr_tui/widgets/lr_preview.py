@@ -117,7 +117,7 @@ class LrPreview(Vertical):
         super().__init__(id=id)
         self.curves: dict[str, list[float]] = {}
         self.error: str | None = None
-        self._request: tuple[dict, int | None, int, dict] | None = None
+        self._request: tuple | None = None
         self._timer: Timer | None = None
         self._computing = False
         self._computations = 0
@@ -132,15 +132,18 @@ class LrPreview(Vertical):
         return self._computations
 
     def request(self, optim_sches: dict, total_steps: int | None, accum_grad: int = 1,
-                train_conf: dict | None = None) -> None:
+                train_conf: dict | None = None, config: dict | None = None, steps_given: bool = False) -> None:
         """Preview these OptimSchedulers over ``total_steps`` training steps, after a pause in typing.
 
         ``total_steps`` None: the span ``asr-train lr-preview`` draws by default (every
-        schedule's whole shape, from ``engine.optim_sche.preview.default_steps``).
+        schedule's whole shape, from ``engine.optim_sche.preview.default_steps``). With ``config``,
+        ``max_update: auto`` is filled in from its training lists as the trainer will
+        (engine.optim_sche.preview.with_run_length), and unless ``steps_given`` the preview spans the
+        run: max_epoch x batches per epoch.
         """
-        train_conf = {**(train_conf or {}), "accum_grad": int(accum_grad)}
+        train_conf = {**(train_conf or (config or {}).get("train_conf") or {}), "accum_grad": int(accum_grad)}
         self._request = (copy.deepcopy(optim_sches), None if total_steps is None else int(total_steps),
-                         int(accum_grad), train_conf)
+                         int(accum_grad), train_conf, copy.deepcopy(config), steps_given)
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self._start)
@@ -155,9 +158,21 @@ class LrPreview(Vertical):
         self.query_one("#lr-status", Static).update("lr preview: computing…")
         self.run_worker(partial(self._compute, *request), thread=True, group="lr-preview", name="lr preview")
 
-    def _compute(self, optim_sches: dict, total_steps: int | None, accum_grad: int, train_conf: dict) -> None:
+    def _compute(self, optim_sches: dict, total_steps: int | None, accum_grad: int, train_conf: dict,
+                 config: dict | None = None, steps_given: bool = False) -> None:
         worker = get_current_worker()
+        run_length = ""
         try:
+            if config is not None:
+                from engine.optim_sche.preview import with_run_length  # reads the lists: off the UI thread
+
+                optim_sches, values, batches = with_run_length(config, optim_sches, train_conf)
+                if batches is not None:
+                    max_epoch = int(train_conf.get("max_epoch") or 1)
+                    if not steps_given:
+                        total_steps = max_epoch * batches
+                    run_length = " · max_update " + ", ".join(f"{k} {v}" for k, v in values.items()) + \
+                        f" ({max_epoch} epochs x {batches} batches)"
             from engine.optim_sche import lr_curve  # torch: only here, off the UI thread
 
             if total_steps is None:
@@ -170,9 +185,9 @@ class LrPreview(Vertical):
             curves, error = {}, str(exc) or type(exc).__name__
             total_steps = total_steps or 0
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._show, curves, error, total_steps)
+            self.app.call_from_thread(self._show, curves, error, total_steps, run_length)
 
-    def _show(self, curves: dict[str, list[float]], error: str | None, total_steps: int) -> None:
+    def _show(self, curves: dict[str, list[float]], error: str | None, total_steps: int, run_length: str = "") -> None:
         self._computing = False
         self._computations += 1
         self.curves, self.error = curves, error
@@ -183,7 +198,7 @@ class LrPreview(Vertical):
             peaks = ", ".join(f"{name} peak {max(lrs):.3g}" for name, lrs in curves.items() if lrs)
             span = short_count(total_steps) if total_steps <= MAX_PREVIEW_STEPS else \
                 f"the first {short_count(MAX_PREVIEW_STEPS)} of {short_count(total_steps)}"
-            status.update(f"lr per update over {span} training steps · {peaks}")
+            status.update(f"lr per update over {span} training steps · {peaks}{run_length}")
         self.redraw()
         self.post_message(self.Computed(curves, error, total_steps))
         if self._request is not None and self._timer is None:

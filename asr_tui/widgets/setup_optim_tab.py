@@ -98,7 +98,8 @@ class OptimTab(SetupTab):
         if optim_sches:
             accum = int(get_dotted(config, "train_conf.accum_grad", 1) or 1)
             self.query_one(LrPreview).request(optim_sches, self.preview_steps or steps, accum,
-                                              config.get("train_conf") or {})
+                                              config.get("train_conf") or {}, config=config,
+                                              steps_given=bool(self.preview_steps))
 
     def _set_placeholder(self, steps: int) -> None:
         self.query_one("#preview-steps", FormField).query_one(Input).placeholder = f"{steps} ({self._why})"

@@ -1,4 +1,4 @@
-"""Data command-line tools: ``asr-data demo|stats``, ``scp2jsonl``, ``jsonl2scp``.
+"""Data command-line tools: ``asr-data demo|stats|check``, ``scp2jsonl``, ``jsonl2scp``.
 
 ``scp2jsonl`` and ``jsonl2scp`` accept FunASR's syntax
 (``++scp_file_list='["wav.scp", "text.txt"]' ++data_type_list='["source", "target"]'
@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from pathlib import Path
 
 import yaml
 
@@ -101,35 +102,51 @@ def duration_histogram(durations: list[float], bins: int = HISTOGRAM_BINS) -> di
     return {"edges": [round(float(e), 3) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def list_stats(paths: list[str], strict: bool = False, progress: bool = True) -> tuple[dict, object]:
-    """Utterances, hours, durations and token counts of the lists, with their problems report."""
-    from engine.data.lists import read_jsonl
+def list_stats(paths: list[str], strict: bool = False, progress: bool = True,
+               check_audio: bool = False) -> tuple[dict, object]:
+    """Utterances, hours, durations and token counts of the lists, with their problems report.
+
+    ``check_audio`` reads every audio header (missing and unreadable files are dropped and
+    reported); without it the lists' ``source_len`` is trusted, as training does.
+    """
+    import numpy
+
+    from engine.data.list_index import index_list
     from engine.data.report import DataReport
     from engine.data.tokenizer import split_units
 
     report = DataReport(name=", ".join(paths))
-    durations: list[float] = []
+    lengths = []
     units: Counter = Counter()
     for path in paths:
-        entries, list_report = read_jsonl(path, strict=strict, progress=progress)
+        index, list_report = index_list(path, strict=strict, progress=progress, check_audio=check_audio)
         report.merge(list_report)
-        durations.extend(int(e["source_len"]) / 100.0 for e in entries)
-        for entry in entries:
-            units.update(split_units(entry["target"]))
+        lengths.append(index.source_len)
+        for text in index.texts():
+            units.update(split_units(text))
+        index.close()
+    durations = (numpy.concatenate(lengths) if lengths else numpy.zeros(0)) / 100.0
     stats = {
         "utterances": report.utterances,
         "hours": round(report.hours, 4),
         "seconds": round(report.seconds, 2),
-        "duration_s": {"min": min(durations, default=0.0), "mean": sum(durations) / max(len(durations), 1),
-                       "max": max(durations, default=0.0)},
-        "duration_histogram": duration_histogram(durations),
+        "duration_s": {"min": float(durations.min()) if len(durations) else 0.0,
+                       "mean": float(durations.mean()) if len(durations) else 0.0,
+                       "max": float(durations.max()) if len(durations) else 0.0},
+        "duration_histogram": duration_histogram(durations.tolist()),
         "tokens": sum(units.values()),
         "distinct_tokens": len(units),
         "dropped": dict(report.dropped),
         "num_dropped": report.num_dropped,
         "notes": dict(report.notes),
+        "audio_checked": check_audio,
     }
-    return {"stats": stats, "durations": durations}, report
+    return {"stats": stats, "durations": durations.tolist()}, report
+
+
+def default_report_path(list_path: str) -> Path:
+    """Where ``asr-data check`` writes its report by default: beside the (first) list."""
+    return Path(f"{list_path}.check.json")
 
 
 def _histogram(durations: list[float], color: bool) -> str:
@@ -145,14 +162,24 @@ def _histogram(durations: list[float], color: bool) -> str:
 
 
 def _stats_command(args) -> int:
+    check_audio = args.command == "check"
     try:
-        result, report = list_stats(args.lists, strict=args.strict, progress=not args.json)
+        result, report = list_stats(args.lists, strict=args.strict, progress=not args.json, check_audio=check_audio)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     stats = result["stats"]
+    document = {**stats, "lists": list(args.lists), "problems": [p.to_dict() for p in report.problems]}
+    if check_audio:
+        from engine.utils.fileio import atomic_write_text
+
+        target = Path(args.report) if args.report else default_report_path(args.lists[0])
+        atomic_write_text(target, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+        document["report"] = str(target)
+        if not args.json:
+            print(f"report written to {target}", file=sys.stderr)
     if args.json:
-        print(json.dumps({**stats, "problems": [p.to_dict() for p in report.problems]}, ensure_ascii=False))
+        print(json.dumps(document, ensure_ascii=False))
         return 0
     print(report.format())
     duration = stats["duration_s"]
@@ -179,7 +206,7 @@ def _demo_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="asr-data", description="Data lists: demo corpus and statistics.")
+    parser = argparse.ArgumentParser(prog="asr-data", description="Data lists: demo corpus, statistics and checks.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="synthesise the demo corpus with espeak-ng")
     demo.add_argument("--out", required=True, help="corpus directory (made if missing)")
@@ -192,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("--strict", action="store_true", help="fail on the first bad entry")
     stats.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     stats.set_defaults(run=_stats_command)
+    check = commands.add_parser("check", help="stats after reading every audio header (missing, unreadable, "
+                                              "resampled, multi-channel files); writes a JSON report")
+    check.add_argument("lists", nargs="+", help="jsonl lists")
+    check.add_argument("--strict", action="store_true", help="fail on the first bad entry")
+    check.add_argument("--json", action="store_true", help="print the report as one JSON object too")
+    check.add_argument("--report", help="where to write the report (default: beside the first list, LIST.check.json)")
+    check.set_defaults(run=_stats_command)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import math
+import random
 import signal
 
 import torch
 
 from engine.data.dataset import AudioTextDataset, collate
-from engine.data.lists import DataError, read_jsonl
-from engine.data.report import DataReport
 from engine.data.sampler import BatchSampler
+from engine.data.selection import dataset_options, select_lists
 
-# dataset_conf keys and their defaults (lengths in 10 ms frames, as in FunASR; target lengths in tokens).
-DATASET_DEFAULTS = {
-    "batch_type": "example",
-    "batch_size": 32,
-    "num_workers": 0,
-    "shuffle": True,
-    "buffer_size": 1024,
-    "min_source_length": 0,
-    "max_source_length": None,
-    "max_target_length": None,
-    "max_token_length": None,
-    "pin_memory": True,
-    "prefetch_factor": 2,
-}
-
-
-def dataset_options(dataset_conf: dict | None) -> dict:
-    """``dataset_conf`` with defaults filled in; an unknown key is an error naming it."""
-    conf = dict(dataset_conf or {})
-    unknown = sorted(set(conf) - set(DATASET_DEFAULTS))
-    if unknown:
-        raise ValueError(f"dataset_conf: unknown key(s) {unknown}; known: {sorted(DATASET_DEFAULTS)}")
-    return {**DATASET_DEFAULTS, **conf}
+# The out-of-vocabulary share is measured on all texts up to this many, else on a seeded sample of
+# this many (tokenising 10 million texts would cost a minute at every start).
+OOV_SAMPLE = 20_000
 
 
 class PositionTrackingLoader:
@@ -65,38 +44,25 @@ class PositionTrackingLoader:
         return getattr(self.loader, name)
 
 
-def _limit(value) -> float:
-    return math.inf if value is None else value
-
-
-def filter_entries(entries: list[dict], token_ids: list[list[int]], options: dict, report: DataReport):
-    """Drop entries outside the length limits, counting each reason in ``report``."""
-    kept, kept_ids = [], []
-    min_source = options["min_source_length"]
-    max_source = _limit(options["max_source_length"])
-    max_target = _limit(options["max_target_length"])
-    max_token = _limit(options["max_token_length"])
-    for entry, ids in zip(entries, token_ids):
-        source_len = int(entry["source_len"])
-        if source_len < min_source:
-            reason = "too_short"
-        elif source_len > max_source:
-            reason = "too_long"
-        elif source_len > max_token:
-            reason = "over_max_token_length"
-        elif not ids:
-            reason = "no_tokens"
-        elif len(ids) > max_target:
-            reason = "target_too_long"
-        else:
-            kept.append(entry)
-            kept_ids.append(ids)
-            continue
-        report.drop(reason, entry.get("list", ""), None, entry["key"],
-                    f"source_len {source_len}, {len(ids)} tokens")
-    report.utterances = len(kept)
-    report.seconds = sum(int(e["source_len"]) for e in kept) / 100.0
-    return kept, kept_ids
+def count_oov(index, tokenizer, report, seed: int = 0) -> None:
+    """``report.oov`` (texts and tokens outside the tokenizer: high when the lists changed since
+    tokens.txt was built, e.g. on a resume) and the note of texts with <unk>, over the kept texts or a
+    seeded sample of OOV_SAMPLE of them (``report.oov["sampled"]`` says which)."""
+    count = len(index)
+    positions = range(count) if count <= OOV_SAMPLE else sorted(random.Random(seed).sample(range(count), OOV_SAMPLE))
+    texts = token_total = unknown_total = 0
+    for i in positions:
+        ids = tokenizer.encode(index.text(i))
+        unknown = ids.count(tokenizer.unk_id)
+        texts += unknown > 0
+        unknown_total += unknown
+        token_total += len(ids)
+    sampled = len(positions) < count
+    if texts:
+        report.note("texts with <unk> tokens (kept)" + (f", in a sample of {len(positions)}" if sampled else ""),
+                    texts)
+    report.oov = {"texts": texts, "of_texts": len(positions), "tokens": unknown_total, "of_tokens": token_total,
+                  "sampled": sampled}
 
 
 def _worker_init(_worker_id: int) -> None:
@@ -114,36 +80,17 @@ def build_dataloader(list_paths, dataset_conf: dict, frontend, tokenizer, *, tra
                      progress: bool = False):
     """Read and filter the lists, and build (loader, sampler, report); see docs/ARCHITECTURE.md."""
     options = dataset_options(dataset_conf)
-    paths = [list_paths] if isinstance(list_paths, (str, bytes)) or not hasattr(list_paths, "__iter__") else list(list_paths)
-    if not paths:
-        raise ValueError("build_dataloader: no data lists given")
-    report = DataReport(name="train" if train else "valid")
-    entries: list[dict] = []
-    for path in paths:
-        list_entries, list_report = read_jsonl(path, fs=frontend.fs, progress=progress)
-        for entry in list_entries:
-            entry["list"] = str(path)
-        entries.extend(list_entries)
-        report.merge(list_report)
-    token_ids = [tokenizer.encode(entry["target"]) for entry in entries]
-    with_unknown = sum(1 for ids in token_ids if tokenizer.unk_id in ids)
-    if with_unknown:
-        report.note("texts with <unk> tokens (kept)", with_unknown)
-    # The out-of-vocabulary share: high when the lists changed since tokens.txt was built (a resume).
-    unknown_tokens = sum(ids.count(tokenizer.unk_id) for ids in token_ids)
-    report.oov = {"texts": with_unknown, "of_texts": len(token_ids), "tokens": unknown_tokens,
-                  "of_tokens": sum(len(ids) for ids in token_ids)}
-    entries, token_ids = filter_entries(entries, token_ids, options, report)
-    if not entries:
-        reasons = ", ".join(f"{count} {reason}" for reason, count in report.dropped.items() if count) or "none read"
-        raise DataError(f"no utterances left in {', '.join(map(str, paths))} (dropped: {reasons}):\n{report.format()}")
+    index, report = select_lists(list_paths, options, fs=frontend.fs, progress=progress, name="train" if train else "valid")
+    count_oov(index, tokenizer, report, seed=seed)
+    speed_factors = options["speed_perturb"] if train else None
     sampler = BatchSampler(
-        [int(e["source_len"]) for e in entries], [len(ids) for ids in token_ids],
+        index.source_len, index.target_len,
         batch_type=options["batch_type"], batch_size=int(options["batch_size"]),
         shuffle=bool(options["shuffle"]) and train, buffer_size=int(options["buffer_size"]),
-        seed=seed, rank=rank, world_size=world_size,
+        seed=seed, rank=rank, world_size=world_size, speed_factors=speed_factors,
     )
-    dataset = AudioTextDataset(entries, token_ids, frontend, specaug=specaug, train=train)
+    dataset = AudioTextDataset(index, tokenizer, frontend, specaug=specaug, train=train,
+                               speed_factors=sampler.speed_factors)
     workers = int(options["num_workers"])
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,

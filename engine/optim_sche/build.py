@@ -10,6 +10,10 @@ import torch
 from engine.optim_sche.abs import OptimScheduler
 from engine.optim_sche.conf import OptimConfError, entry_kwargs
 from engine.optim_sche.registry import resolve_scheduler
+from engine.optim_sche.run_length import resolve_max_update
+
+# Batches per epoch assumed by the config check for max_update: auto (the trainer computes the real one).
+STAND_IN_BATCHES_PER_EPOCH = 1_000_000
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +33,8 @@ def check_optim_sches(optim_sches_conf: dict, train_conf: dict | None) -> list[t
     one-element stand-in parameter, so torch.optim's own range checks (lr, betas, eps, ...) apply.
     """
     problems = []
+    # max_update: auto becomes the run's length only once the sampler is built: a stand-in checks the rest.
+    optim_sches_conf, _, _ = resolve_max_update(optim_sches_conf, train_conf or {}, STAND_IN_BATCHES_PER_EPOCH)
     for name, entry in optim_sches_conf.items():
         key = f"optim_sches.{name}.conf"
         try:

@@ -35,3 +35,11 @@ def number(key: str, value, minimum: float | None = None, above: float | None = 
     if maximum is not None and value > maximum:
         raise OptimConfError(f"{key}: must be ≤ {maximum}, got {value!r}")
     return float(value)
+
+
+def unresolved_auto(key: str, value):
+    """``max_update: auto`` left unresolved: only a trainer or preview that knows the data fills it in."""
+    if value == "auto":
+        raise OptimConfError(f"{key}: auto is the run's length, known once the training lists are read "
+                             f"(the trainer and lr-preview with readable lists fill it in); give a number to preview without them")
+    return value

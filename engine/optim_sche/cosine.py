@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from engine.optim_sche.abs import OptimScheduler
-from engine.optim_sche.checks import int_at_least, number
-from engine.optim_sche.conf import OptimConfError
+from engine.optim_sche.checks import int_at_least, number, unresolved_auto
+from engine.optim_sche.run_length import AUTO
 
 
 class CosineLr(OptimScheduler):
@@ -16,13 +16,12 @@ class CosineLr(OptimScheduler):
     - w < s ≤ T: ``lr(s) = m + (lr - m) · (1 + cos(π · (s - w) / (T - w))) / 2``
     - s > T: ``lr(s) = m``
 
-    Keys: ``max_update`` (required: real optimiser steps of the whole run), ``warmup_steps``
-    (default 0), ``min_lr`` (default 0).
+    Keys: ``max_update`` (real optimiser steps of the whole run; default ``auto``: the trainer
+    computes it, see engine.optim_sche.run_length), ``warmup_steps`` (default 0), ``min_lr`` (default 0).
     """
 
-    def sche_init(self, max_update: int | None = None, warmup_steps: int = 0, min_lr: float = 0.0) -> None:
-        if max_update is None:
-            raise OptimConfError(f"{self.conf_key('max_update')}: required (real optimiser steps of the whole run)")
+    def sche_init(self, max_update: int | str = AUTO, warmup_steps: int = 0, min_lr: float = 0.0) -> None:
+        max_update = unresolved_auto(self.conf_key("max_update"), max_update)
         self.warmup_steps = int_at_least(self.conf_key("warmup_steps"), warmup_steps, 0)
         self.max_update = int_at_least(self.conf_key("max_update"), max_update, self.warmup_steps + 1)
         self.min_lr = number(self.conf_key("min_lr"), min_lr, minimum=0.0, maximum=self.base_lr)

@@ -30,7 +30,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def read_optim_conf(path: str, overrides: list[str]) -> tuple[dict, dict]:
-    """``(optim_sches, train_conf)`` of a config file with overrides, defaults filled in."""
+    """``(optim_sches, train_conf)`` of a config file with overrides, defaults filled in;
+    ``max_update: auto`` is resolved from the config's training lists (see :func:`with_run_length`)."""
     from engine.config import DEFAULTS, ConfigError, apply_overrides, read_yaml
 
     user = read_yaml(path)
@@ -40,7 +41,36 @@ def read_optim_conf(path: str, overrides: list[str]) -> tuple[dict, dict]:
         raise ConfigError(f"{path}: {exc}") from None
     user = normalise_optim_conf(user)
     train_conf = {**DEFAULTS["train_conf"], **(user.get("train_conf") or {})}
-    return user.get("optim_sches") or DEFAULTS["optim_sches"], train_conf
+    optim_sches = user.get("optim_sches") or DEFAULTS["optim_sches"]
+    optim_sches, _, _ = with_run_length(user, optim_sches, train_conf)
+    return optim_sches, train_conf
+
+
+def with_run_length(config: dict, optim_sches: dict, train_conf: dict) -> tuple[dict, dict[str, int], int | None]:
+    """``(optim_sches with max_update: auto filled in, {name: value}, batches per epoch or None)``.
+
+    The batches are counted from the config's training lists with the training sampler's own plan
+    (engine.data.selection), so the preview's curve is the one the run follows. Nothing is read
+    when no schedule needs the run's length.
+    """
+    from engine.optim_sche.run_length import any_needs_run_length, resolve_max_update
+
+    if not any_needs_run_length(optim_sches):
+        return optim_sches, {}, None
+    from engine.config import DEFAULTS, deep_merge
+    from engine.data.selection import config_batches_per_epoch
+
+    merged = deep_merge(DEFAULTS, {k: v for k, v in config.items() if k != "optim_sches"})
+    lists = merged.get("train_data_set_list")
+    merged["train_data_set_list"] = [lists] if isinstance(lists, str) else list(lists or [])
+    if not merged["train_data_set_list"]:
+        raise OptimConfError("max_update: auto is the run's length: give train_data_set_list (or a number)")
+    try:
+        batches, _ = config_batches_per_epoch(merged)
+    except (ValueError, OSError) as exc:
+        raise OptimConfError(f"max_update: auto: cannot count the run's batches: {exc}") from None
+    resolved, values, _ = resolve_max_update(optim_sches, {**merged["train_conf"], **train_conf}, batches)
+    return resolved, values, batches
 
 
 def horizon(schedule) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 from engine.optim_sche.abs import OptimScheduler
-from engine.optim_sche.checks import int_at_least, number
+from engine.optim_sche.checks import int_at_least, number, unresolved_auto
+from engine.optim_sche.run_length import AUTO
 from engine.optim_sche.conf import OptimConfError
 
 
@@ -24,7 +25,8 @@ class TriStageLr(OptimScheduler):
     - after: ``lr = final``
 
     Phases either explicit (``warmup_steps``, ``hold_steps``, ``decay_steps``) or from
-    ``phase_ratio: [w, h, d]`` (summing to 1) times ``max_update``.
+    ``phase_ratio: [w, h, d]`` (summing to 1) times ``max_update`` (default ``auto``: the run's
+    length, computed by the trainer, see engine.optim_sche.run_length).
     Keys: ``phase_ratio``, ``max_update``, ``warmup_steps``, ``hold_steps``, ``decay_steps``,
     ``init_lr_scale`` (default 0.01), ``final_lr_scale`` (default 0.01).
     """
@@ -42,8 +44,7 @@ class TriStageLr(OptimScheduler):
                 raise OptimConfError(f"{self.conf_key('phase_ratio')}: must be three non-negative numbers [warmup, hold, decay], got {phase_ratio!r}")
             if abs(sum(phase_ratio) - 1.0) > 1e-6:
                 raise OptimConfError(f"{self.conf_key('phase_ratio')}: must sum to 1, got {phase_ratio!r} (sum {sum(phase_ratio)})")
-            if max_update is None:
-                raise OptimConfError(f"{self.conf_key('max_update')}: required with phase_ratio (real optimiser steps of the whole run)")
+            max_update = unresolved_auto(self.conf_key("max_update"), AUTO if max_update is None else max_update)
             max_update = int_at_least(self.conf_key("max_update"), max_update, 1)
             self.warmup_steps, self.hold_steps, self.decay_steps = (int(r * max_update) for r in phase_ratio)
         else:

@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 
 from engine.data.frontend import WavFrontend, compute_cmvn, write_am_mvn
-from engine.data.lists import DataError, read_jsonl
+from engine.data.list_index import DataError, index_lists, probe_audio
 from engine.data.tokenizer import build_tokenizer, load_tokenizer
 from engine.utils.dist import DistInfo, barrier_group, broadcast_object
 from engine.utils.fileio import atomic_write_bytes
@@ -40,18 +40,16 @@ def _existing_tokenizer(run_dir: Path) -> Path | None:
     return None
 
 
-def _read_training_entries(config: dict) -> list[dict]:
-    entries: list[dict] = []
+def _index_training_lists(config: dict):
+    """The training lists' index (no audio header is read: an unreadable file is counted when loaded)."""
     fs = config["frontend_conf"].get("fs", 16000)
-    for path in config["train_data_set_list"]:
-        list_entries, report = read_jsonl(path, fs=fs, progress=True)
-        if report.num_dropped:
-            log.warning("%s: %d entries unusable for the tokenizer/CMVN (%s)", path, report.num_dropped,
-                        ", ".join(f"{k}: {v}" for k, v in report.dropped.items()))
-        entries.extend(list_entries)
-    if not entries:
+    index, report = index_lists(config["train_data_set_list"], fs=fs, progress=True)
+    if report.num_dropped:
+        log.warning("%s: %d entries unusable for the tokenizer/CMVN (%s)", ", ".join(config["train_data_set_list"]),
+                    report.num_dropped, ", ".join(f"{k}: {v}" for k, v in report.dropped.items()))
+    if not len(index):
         raise DataError(f"train_data_set_list: no usable utterances in {', '.join(config['train_data_set_list'])}")
-    return entries
+    return index
 
 
 def _copy_from_init_model(config: dict, run_dir: Path) -> None:
@@ -81,16 +79,21 @@ def _make_assets(config: dict, run_dir: Path) -> None:
     need_cmvn = config.get("cmvn") == "global" and not (run_dir / CMVN_FILE).is_file()
     if not (need_tokenizer or need_cmvn):
         return
-    entries = _read_training_entries(config)
+    index = _index_training_lists(config)
     if need_tokenizer:
         log.info("building the %s tokenizer from %d training texts", config["tokenizer_conf"].get("type", "char"),
-                 len(entries))
-        build_tokenizer(config["tokenizer_conf"], [entry["target"] for entry in entries], run_dir)
+                 len(index))
+        build_tokenizer(config["tokenizer_conf"], list(index.texts()), run_dir)
     if need_cmvn:
-        sample = entries
-        if len(entries) > CMVN_MAX_UTTERANCES:
-            sample = random.Random(config["seed"]).sample(entries, CMVN_MAX_UTTERANCES)
-            log.info("CMVN from a seeded sample of %d of %d utterances", len(sample), len(entries))
+        positions = range(len(index))
+        if len(index) > CMVN_MAX_UTTERANCES:
+            positions = random.Random(config["seed"]).sample(positions, CMVN_MAX_UTTERANCES)
+            log.info("CMVN from a seeded sample of %d of %d utterances", len(positions), len(index))
+        # Only the sample's headers are read (the lists' are not); an unreadable one is left out.
+        sample = [entry for entry in (index.entry(i) for i in positions) if probe_audio(entry["source"])[0] is not None]
+        if len(sample) < len(positions):
+            log.warning("CMVN: %d sampled utterances have missing or unreadable audio and were left out",
+                        len(positions) - len(sample))
         num_workers = int(config["dataset_conf"].get("num_workers", 0))
         means, stds = compute_cmvn(sample, WavFrontend(**frontend_args(config["frontend_conf"])),
                                    num_workers=num_workers, progress=True)

@@ -19,6 +19,7 @@ from engine.data.frontend import WavFrontend
 from engine.data.specaug import SpecAugment
 from engine.models import build_model
 from engine.optim_sche import TrainStep, build_optim_sches
+from engine.optim_sche.run_length import resolve_max_update
 from engine.trainer.assets import TOKENIZER_FILES, frontend_args, prepare_assets
 from engine.trainer.init_param import describe, load_init_param
 from engine.trainer.resume import Position, load_resume_state, position_of, restore_gradients
@@ -39,7 +40,8 @@ def build_loaders(config: dict, frontend: WavFrontend, tokenizer, dist_info):
         config["train_data_set_list"], config["dataset_conf"], frontend, tokenizer, train=True, seed=seed,
         specaug=specaug, **common)
     if not config["valid_data_set_list"]:
-        log.warning("no valid_data_set_list: no validation; keep-n-best and averaging use the latest checkpoints")
+        log.warning("no valid_data_set_list: no validation; keep-n-best and averaging use the latest checkpoints%s",
+                    "; train_conf.patience has nothing to count" if config["train_conf"].get("patience") else "")
         return train_loader, train_sampler, train_report, None, None
     valid_loader, _, valid_report = build_dataloader(
         config["valid_data_set_list"], config["dataset_conf"], frontend, tokenizer, train=False, seed=seed,
@@ -65,15 +67,18 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     frontend = WavFrontend(**frontend_args(config["frontend_conf"]), cmvn_file=cmvn_file)
     train_loader, train_sampler, train_report, valid_loader, valid_report = build_loaders(
         config, frontend, tokenizer, dist_info)
+    data_events = {}
     for split, report, lists in (("train", train_report, config["train_data_set_list"]),
                                  ("valid", valid_report, config["valid_data_set_list"])):
         if report is not None:
-            events.write("data", **data_event(report, split, lists))
+            data_events[split] = data_event(report, split, lists)
+            events.write("data", **data_events[split])
             if dist_info.is_main and report.num_dropped:
                 log.warning("%s data: %s", split, report.format(list_problems=True))
             if dist_info.is_main and report.oov.get("texts"):
-                log.warning("%s data: %d of %d texts (%.1f%%) have tokens outside %s (%d of %d tokens become "
+                log.warning("%s data: %d of %d texts%s (%.1f%%) have tokens outside %s (%d of %d tokens become "
                             "<unk>)%s", split, report.oov["texts"], report.oov["of_texts"],
+                            " (a seeded sample)" if report.oov.get("sampled") else "",
                             100.0 * report.oov["texts"] / max(report.oov["of_texts"], 1), tokenizer_path.name,
                             report.oov["tokens"], report.oov["of_tokens"],
                             ": the lists differ from the ones the tokenizer was built from"
@@ -104,7 +109,17 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
 
     if dist_info.is_main:  # after the resume checks: a refused resume leaves the run's config as it was
         save_config(config, run_dir / "config.yaml")
-    optim_sches = build_optim_sches(config["optim_sches"], model, train_conf)
+    # max_update: auto -> the run's length, from the sampler built above (epoch 1, equal on every rank);
+    # a resumed run keeps its checkpoint's value.
+    optim_sches_conf, max_update, notes = resolve_max_update(
+        config["optim_sches"], train_conf, train_sampler.num_batches(1), (state or {}).get("max_update"))
+    for note in notes:
+        log.warning(note)
+    if max_update:
+        log.info("max_update: %s (max_epoch %d x %d batches per epoch // accum_grad)",
+                 ", ".join(f"{name} {value}" for name, value in max_update.items()), int(train_conf["max_epoch"]),
+                 train_sampler.num_batches(1))
+    optim_sches = build_optim_sches(optim_sches_conf, model, train_conf)
     train_step = TrainStep(model, optim_sches, train_conf, dist_info.device)
     if state is not None:
         train_step.load_state_dict(state["train_step"])
@@ -120,7 +135,7 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
              "batches_per_epoch": len(train_sampler), "max_epoch": int(train_conf["max_epoch"]),
              "resumed_from": relative_path(checkpoint_path, run_dir) if checkpoint_path else None,
              "epoch": position.next_epoch, "step": position.step, "device": str(dist_info.device),
-             "config": config}
+             "config": config, "max_update": max_update}
     if init_report is not None:
         start["init_param"] = init_report
 
@@ -132,6 +147,8 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
                       checkpoints=checkpoints, events=events, stop=stop,
                       tensorboard=TensorBoardScalars(run_dir, enabled=dist_info.is_main), position=position,
                       assets=assets)
+    trainer.train_data_event = data_events["train"]
+    trainer.max_update = max_update
     return trainer, start
 
 

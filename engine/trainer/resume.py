@@ -32,6 +32,10 @@ class Position:
     epoch_done: bool = False
     step: int = 0  # optimizer updates so far: the unit of log/validate/save intervals and of events
     batch_step: int = 0  # training batches so far: TrainStep's step_num (updates x accum_grad)
+    # early stopping (train_conf.patience): the best validation metric, its step, validations since
+    valid_best: float | None = None
+    valid_best_step: int = 0
+    valid_stale: int = 0
 
     @property
     def next_epoch(self) -> int:
@@ -96,7 +100,7 @@ def restore_gradients(model: torch.nn.Module, grads: dict[str, torch.Tensor]) ->
 
 
 def training_state(*, model: torch.nn.Module, train_step, sampler, position: Position, rng: list[dict],
-                   pending_grads: dict | None, metrics: dict | None) -> dict:
+                   pending_grads: dict | None, metrics: dict | None, max_update: dict | None = None) -> dict:
     state = {
         "model": model.state_dict(),
         "train_step": train_step.state_dict(),
@@ -106,6 +110,7 @@ def training_state(*, model: torch.nn.Module, train_step, sampler, position: Pos
         "step": position.step,
         "rng": rng,
         "metrics": metrics or {},
+        "max_update": dict(max_update or {}),  # max_update: auto as resolved: a resume keeps it
     }
     if pending_grads:
         state["pending_grads"] = pending_grads

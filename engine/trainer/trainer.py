@@ -54,19 +54,32 @@ class Trainer:
         self.lrs: dict[str, float] = {}
         self.grad_norms: dict[str, float] = {}
         self.stop_reason = ""
+        self.train_data_event: dict | None = None  # the start's ``data`` event of the train split
+        self.pending_skips: list[dict] = []  # utterances this rank could not load since the last report
+        self.load_skips: dict[str, int] = {}  # rank 0: every rank's skips so far, by reason
+        self.max_update: dict[str, int] = {}  # max_update: auto as resolved, kept in checkpoints
+        self.patience = int(self.train_conf.get("patience") or 0)
+        self.early_stop_reason = ""
+        self.end_reason = ""
 
     # The loop ------------------------------------------------------------------------------------
 
     def fit(self) -> str:
-        """Train up to max_epoch; returns the end status: "finished" or "stopped"."""
+        """Train up to max_epoch or early stopping; returns the end status: "finished" or "stopped"."""
         for epoch in range(self.pos.next_epoch, self.max_epoch + 1):
             self.pos.epoch, self.pos.epoch_done = epoch, False
             if not self.train_epoch(epoch):
-                return "stopped"
+                if not self.early_stop_reason:
+                    return "stopped"
+                break
             self.pos.epoch_done = True
+            self.report_skips()
             self.save_checkpoint(named=True, step_checkpoint=False)
             if self.stop_requested():
                 return "stopped"
+            if self.early_stop_reason:
+                break
+        self.end_reason = self.early_stop_reason or f"trained {self.max_epoch} epochs"
         self.average()
         return "finished"
 
@@ -82,6 +95,10 @@ class Trainer:
             if batch is None:
                 return True
             data_load_s = time.perf_counter() - tick
+            for skipped in batch.get("skipped") or ():
+                log.warning("rank %d skipped %s:%s key %r: %s (%s)", self.dist.rank, skipped["path"], skipped["line"],
+                            skipped["key"], skipped["reason"], skipped["detail"])
+                self.pending_skips.append(skipped)
             self.pos.batch_step += 1
             result = self.train_step.run(lambda model: forward_batch(model, move_batch(batch, self.dist.device)),
                                          self.pos.batch_step)
@@ -100,8 +117,11 @@ class Trainer:
                 continue
             if self.valid_loader is not None and self.pos.step % self.train_conf["validate_interval"] == 0:
                 self.validate()
-            if self.pos.step % self.train_conf["save_checkpoint_interval"] == 0:
+            if self.pos.step % self.train_conf["save_checkpoint_interval"] == 0 or self.early_stop_reason:
                 self.save_checkpoint(named=True, step_checkpoint=True)
+            if self.early_stop_reason:
+                self.report_skips()
+                return False
             if self.stop_requested():
                 self.save_checkpoint(named=False, step_checkpoint=False)
                 return False
@@ -117,6 +137,7 @@ class Trainer:
 
     def log_train(self) -> None:
         """Gather every rank's interval means to rank 0: one ``train`` event, one FunASR line per rank."""
+        self.report_skips()
         row, loss_names = self.meter.row(self.dist.device)
         rows = rank_rows(all_gather_rows(row, self.dist.device), loss_names)
         elapsed = time.perf_counter() - self.interval_start
@@ -137,9 +158,33 @@ class Trainer:
                                        "throughput": fields["throughput"],
                                        **{f"lr_{k}": v for k, v in self.lrs.items()}}, self.pos.step)
 
+    def report_skips(self) -> None:
+        """Collective: utterances any rank could not load since the last report go into a ``data``
+        event (the train split's counts, with ``skipped_at_load`` by reason and the new problems)."""
+        if self.dist.distributed:
+            gathered: list = [None] * self.dist.world_size
+            dist.all_gather_object(gathered, self.pending_skips)
+            skips = [skip for rank_skips in gathered for skip in rank_skips]
+        else:
+            skips = self.pending_skips
+        self.pending_skips = []
+        if not skips or not self.dist.is_main:
+            return
+        for skip in skips:
+            self.load_skips[skip["reason"]] = self.load_skips.get(skip["reason"], 0) + 1
+        base = dict(self.train_data_event or {"split": "train", "lists": list(self.config["train_data_set_list"]),
+                                              "utterances": 0, "hours": 0.0, "dropped": {}})
+        dropped = dict(base.get("dropped") or {})
+        for reason, count in self.load_skips.items():
+            dropped[reason] = dropped.get(reason, 0) + count
+        self.events.write("data", **{**base, "dropped": dropped, "num_dropped": sum(dropped.values()),
+                                     "skipped_at_load": dict(self.load_skips), "problems": skips[:20],
+                                     "epoch": self.pos.epoch, "step": self.pos.step})
+
     def validate(self) -> dict:
         metrics = validate(self.model, self.valid_loader, self.dist.device)
         self.last_valid = (self.pos.step, metrics)
+        self.track_patience(metrics)
         if self.dist.is_main:
             terms = {k: v for k, v in metrics.items() if k.startswith("loss")}
             self.events.write("valid", epoch=self.pos.epoch, step=self.pos.step, loss=metrics.get("loss"),
@@ -148,6 +193,24 @@ class Trainer:
                      ", ".join(f"({k}: {v:.3f})" for k, v in metrics.items() if k != "utterances"))
             self.tensorboard.add("valid", {k: v for k, v in metrics.items() if k != "utterances"}, self.pos.step)
         return metrics
+
+    def track_patience(self, metrics: dict) -> None:
+        """Early stopping: ``patience`` validations in a row without a better keep-n-best metric end the
+        run (validation metrics are all-reduced, so every rank decides the same at the same step)."""
+        name = self.train_conf["avg_keep_nbest_models_type"]
+        value = metrics.get(name)
+        if value is None or not math.isfinite(value):
+            return
+        best = self.pos.valid_best
+        better = best is None or (value > best if name == "acc" else value < best)
+        if better:
+            self.pos.valid_best, self.pos.valid_best_step, self.pos.valid_stale = float(value), self.pos.step, 0
+        else:
+            self.pos.valid_stale += 1
+        if self.patience and self.pos.valid_stale >= self.patience and not self.early_stop_reason:
+            self.early_stop_reason = (f"early stopping: validation {name} has not improved for {self.patience} "
+                                      f"validations (best {self.pos.valid_best:.4g} at step {self.pos.valid_best_step})")
+            log.info("%s; stopping at step %d", self.early_stop_reason, self.pos.step)
 
     # Checkpoints ---------------------------------------------------------------------------------
 
@@ -168,7 +231,7 @@ class Trainer:
         state = training_state(model=self.model, train_step=self.train_step, sampler=self.sampler,
                                position=self.pos, rng=rng,
                                pending_grads=pending_gradients(self.model) if not self.dist.distributed else None,
-                               metrics=metrics)
+                               metrics=metrics, max_update=self.max_update)
         if self.assets:
             state["assets"] = self.assets
         metric_name = self.train_conf["avg_keep_nbest_models_type"]

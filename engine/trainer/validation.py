@@ -7,11 +7,14 @@ once. Means are weighted by utterances, so the result does not depend on how bat
 
 from __future__ import annotations
 
-import torch
+import logging
 
+import torch
 import torch.distributed as dist
 
 from engine.utils.dist import all_reduce_sum
+
+log = logging.getLogger("engine")
 
 
 def move_batch(batch: dict, device: torch.device) -> dict:
@@ -43,6 +46,9 @@ def validate(model: torch.nn.Module, loader, device: torch.device) -> dict[str, 
     utterances = 0
     try:
         for batch in loader:
+            for skipped in batch.get("skipped") or ():
+                log.warning("validation skipped %s:%s key %r: %s (%s)", skipped["path"], skipped["line"],
+                            skipped["key"], skipped["reason"], skipped["detail"])
             batch = move_batch(batch, device)
             size = len(batch["keys"])
             outputs = forward_batch(model, batch)

@@ -23,7 +23,8 @@ def test_batch_dict_matches_the_interface(small_corpus, tokenizer):
                                                specaug=SpecAugment())
     batch = next(iter(loader))
     assert set(batch) == {"keys", "speech", "speech_lengths", "text", "text_lengths", "num_frames_padded",
-                          "num_frames_real"}
+                          "num_frames_real", "skipped"}
+    assert batch["skipped"] == []
     assert batch["speech"].dtype == torch.float32 and batch["speech"].shape[0] == 4 and batch["speech"].shape[2] == 80
     assert batch["speech_lengths"].dtype == torch.int64 and batch["text"].dtype == torch.int64
     assert batch["speech"].shape[1] == batch["speech_lengths"].max()

@@ -128,3 +128,27 @@ def test_resume_path_prefers_resume_from_and_names_a_missing_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="resume_from: .*model.pt.ep9"):
         resume_path(tmp_path, {"resume": True, "resume_from": str(tmp_path / "model.pt.ep9")})
     assert Position(epoch=3, epoch_done=True).next_epoch == 4 and Position(epoch=3).next_epoch == 3
+
+
+def test_utterances_skipped_at_load_go_into_a_data_event_and_the_log(tmp_path):
+    """Every rank's skipped utterances reach rank 0's ``data`` event, added to the start's counts."""
+    from types import SimpleNamespace
+
+    from engine.trainer.trainer import Trainer
+
+    trainer = Trainer.__new__(Trainer)
+    writer = EventWriter(tmp_path / "events.jsonl")
+    trainer.dist = SimpleNamespace(distributed=False, is_main=True, rank=0)
+    trainer.events, trainer.config = writer, {"train_data_set_list": ["train.jsonl"]}
+    trainer.pos = Position(epoch=2, step=40)
+    trainer.train_data_event = {"split": "train", "lists": ["train.jsonl"], "utterances": 80, "hours": 0.05,
+                                "dropped": {"too_long": 2}}
+    trainer.pending_skips = [{"reason": "missing_audio", "path": "train.jsonl", "line": 4, "key": "u4", "detail": ""}]
+    trainer.load_skips = {}
+    trainer.report_skips()
+    trainer.report_skips()  # nothing new: no event
+    writer.close()
+    (event,) = [e for e in read_events(tmp_path / "events.jsonl") if e["event"] == "data"]
+    assert validate_event(event) == []
+    assert event["dropped"] == {"too_long": 2, "missing_audio": 1} and event["skipped_at_load"] == {"missing_audio": 1}
+    assert event["problems"][0]["key"] == "u4" and event["step"] == 40 and trainer.pending_skips == []

@@ -180,3 +180,20 @@ async def test_malformed_event_lines_are_counted_and_shown(tmp_path):
         status = text_of(app.screen.query_one("#monitor-status", Static))
         assert "2 malformed event line(s) skipped in events.jsonl" in status
         assert "finished" in status
+
+
+async def test_an_early_stopped_run_shows_why_it_ended(tmp_path):
+    from tests.tui.runfactory import RunFactory, dead_pid
+
+    run = RunFactory(tmp_path / "patient")
+    run.run_json(pid=dead_pid(), status="finished")
+    run.start()
+    run.train(120)
+    reason = "early stopping: validation acc has not improved for 3 validations (best 0.91 at step 50)"
+    run.end("finished", reason)
+    run.close()
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        monitor = await open_monitor(pilot, app, "patient")
+        await wait_for(pilot, lambda: reason in text_of(monitor.query_one("#monitor-status", Static)))
+        assert "finished" in text_of(monitor.query_one("#monitor-status", Static))

@@ -54,11 +54,18 @@ class SetupHarness(App):
 
 @pytest.fixture
 def stats_calls(monkeypatch):
-    """``asr-data stats`` answered by a fake (the real CLI is tested by the data engine)."""
-    calls = []
+    """``asr-data stats|check`` answered by a fake (the real CLI is tested by the data engine); the
+    paths of each call, and in ``calls.audio`` whether it read the audio headers (``check``)."""
 
-    def fake_stats(paths, should_stop=lambda: False):
+    class Calls(list):
+        audio: list
+
+    calls = Calls()
+    calls.audio = []
+
+    def fake_stats(paths, should_stop=lambda: False, audio=False):
         calls.append(list(paths))
+        calls.audio.append(audio)
         return {"utterances": 1000, "hours": 2.0, "seconds": 7200.0, "dropped": {"too_long": 3},
                 "num_dropped": 3, "duration_histogram": {"edges": [0, 5, 10], "counts": [600, 400]},
                 "problems": [{"reason": "too_long", "path": paths[0], "line": 7, "key": "u7", "detail": ""}]}
@@ -426,6 +433,11 @@ async def test_data_lists_are_checked_and_feed_the_step_estimate(workdir, stats_
         await screen.open_tab("optim")
         placeholder = screen.query_one("#preview-steps", FormField).query_one(Input).placeholder
         assert placeholder.startswith("300 ")  # 1000 utts / 10 per batch x 3 epochs
+        assert stats_calls.audio == [False, False]  # typing a list: the fast stats, lengths trusted
+        await screen.open_tab("data")
+        screen.query_one("#data-check-button").press()
+        await wait_for(pilot, lambda: len(stats_calls) == 4)
+        assert stats_calls.audio[2:] == [True, True]  # the button: every audio header, a report
 
 
 async def test_model_preset_copies_only_the_model(workdir, monkeypatch):
@@ -473,3 +485,38 @@ def test_setup_and_presets_import_neither_torch_nor_plotext():
             "print(sorted(m for m in ('torch', 'plotext', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+async def test_patience_and_speed_perturb_fields_reach_the_launched_config(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await type_into(pilot, await field(screen, "train_conf.patience"), "5")
+        await type_into(pilot, await field(screen, "dataset_conf.speed_perturb"), "0.9, 1.0, 1.1")
+        await pilot.pause()
+        assert screen.problems() == []
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        config = app.launched[0]
+        assert config["train_conf"]["patience"] == 5
+        assert config["dataset_conf"]["speed_perturb"] == [0.9, 1.0, 1.1]
+
+
+async def test_lr_preview_fills_max_update_auto_from_the_lists_as_the_run_will(workdir, small_corpus):
+    """cosine without max_update: the preview counts the training batches with the engine's plan."""
+    from engine.data.selection import config_batches_per_epoch
+    from engine.optim_sche.run_length import run_real_steps
+
+    config = {"train_data_set_list": [str(small_corpus / "train.jsonl")], "train_conf": {"max_epoch": 3},
+              "dataset_conf": {"batch_type": "example", "batch_size": 8},
+              "optim_sches": {"main": {"type": "cosine", "conf": {"optim_conf": {"lr": 0.001}, "warmup_steps": 2}}}}
+    app = SetupHarness(config)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = app.screen
+        await screen.open_tab("optim")
+        preview = screen.query_one(LrPreview)
+        batches, _ = config_batches_per_epoch(deep_merge(DEFAULTS, config))
+        await wait_for(pilot, lambda: len(preview.curves.get("main", ())) == 3 * batches)
+        status = str(screen.query_one("#lr-status").render())
+        assert f"max_update main {run_real_steps(batches, 3, 1)} (3 epochs x {batches} batches)" in status
+        assert preview.curves["main"][-1] == pytest.approx(0.0, abs=1e-12)  # cosine ends at min_lr: the run's end
