@@ -269,6 +269,9 @@ class SetupScreen(Screen):
                            " · ctrl+g goes there")
         else:
             status_text = "✓ ready · ctrl+r launches"
+        loaded = sum(self.tab_mounted(tab) for tab, _ in TABS)
+        if loaded < len(TABS):  # the Lazy tabs are still mounting: what is typed now waits
+            status_text = f"loading tabs {loaded}/{len(TABS)} · {status_text}"
         if status_text != self._status_text:  # a repaint per keystroke only when the line changes
             self._status_text = status_text
             status = self.query_one("#setup-status", Static)
@@ -364,6 +367,8 @@ class SetupScreen(Screen):
         """Show a tab once its body is mounted (the caller decides where the focus goes)."""
         self.query_one(TabbedContent).active = tab
         await self._tab_ready[tab].wait()
+        if tab == "optim":
+            self._request_preview()  # at once: TabActivated comes a message later
 
     async def show_field(self, key: str) -> FormField | None:
         """Show the tab of a dotted config key; returns its field."""

@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 DEBOUNCE_S = 0.4
 # lr_curve evaluates every step in Python (~0.6 µs each): beyond this the preview shows the start only.
 MAX_PREVIEW_STEPS = 2_000_000
+FALLBACK_STEPS = 100_000  # the span when the schedules' own horizon cannot be worked out
 # Points per curve handed to plotext: braille gives 2 dots per cell, more points add nothing.
 POINTS_PER_CELL = 2
 
@@ -178,7 +179,10 @@ class LrPreview(Vertical):
             if total_steps is None:
                 from engine.optim_sche.preview import default_steps
 
-                total_steps = default_steps(optim_sches, train_conf)
+                try:
+                    total_steps = default_steps(optim_sches, train_conf)
+                except Exception:  # noqa: BLE001 - a schedule the engine refuses: lr_curve names its key
+                    total_steps = FALLBACK_STEPS
             steps = min(total_steps, MAX_PREVIEW_STEPS)
             curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad), None
         except Exception as exc:  # any bad combination of values is shown, never raised into the UI

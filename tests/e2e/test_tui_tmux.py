@@ -176,7 +176,9 @@ def test_whole_experiment_by_keys(tmp_path):
             time.sleep(0.3)
         tmux.wait_for("conformer-demo · ")
         tmux.keys("Enter")
-        tmux.wait_for("F8 Run", "exp/conformer-demo")
+        # The form's other tabs mount right after its first frame (its status line says so):
+        # a person waits for them before typing, and so does this.
+        tmux.wait_for("F8 Run", "exp/conformer-demo", " · ctrl+", absent="loading tabs", timeout=120)
         # Type a short run into the form: F2..F7 show a tab with the cursor in its first field.
         tmux.show_tab("F2", "output_dir")
         tmux.fill(("output_dir", "exp/e2e"))
