@@ -21,8 +21,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from asr_tui.messages import (
-    LaunchRequested, NodeScriptsRequested, OpenCheckpoints, OpenRun, PresetLoaded, ResumeRequested,
-    RunStopRequested,
+    CompareRequested, LaunchRequested, NodeScriptsRequested, OpenCheckpoints, OpenRun, PresetLoaded,
+    ResumeRequested, RunStopRequested,
 )
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.help import HelpScreen
@@ -99,6 +99,7 @@ class AsrTuiApp(App):
             return
         app_keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS]
         app_keys.append(("ctrl+p", "Command palette: every action by name"))
+        app_keys.append(("/  o  O", "In a table: filter rows, sort by the next column, reverse the order"))
         self.push_screen(HelpScreen(self.screen, app_keys))
 
     def action_runs(self) -> None:
@@ -142,6 +143,11 @@ class AsrTuiApp(App):
         if isinstance(current, MonitorScreen) and current.run_dir == message.run_dir:
             return
         self.push_screen(MonitorScreen(message.run_dir))
+
+    def on_compare_requested(self, message: CompareRequested) -> None:
+        from asr_tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(message.run_dirs))
 
     def on_open_checkpoints(self, message: OpenCheckpoints) -> None:
         from asr_tui.screens.checkpoints import CheckpointsScreen

@@ -78,3 +78,11 @@ class NodeScriptsRequested(Message):
         self.config = config
         self.config_path = Path(config_path)
         self.workdir = Path(workdir)
+
+
+class CompareRequested(Message):
+    """Runs (marked runs) / palette → app: open the Compare screen of ``run_dirs`` (two or more)."""
+
+    def __init__(self, run_dirs: list[Path]) -> None:
+        super().__init__()
+        self.run_dirs = [Path(d) for d in run_dirs]

@@ -18,7 +18,7 @@ from engine.config import ConfigError, dump_config, flatten, read_yaml, validate
 from engine.utils.fileio import atomic_write_text
 
 PRESET_SUFFIXES = (".yaml", ".yml")
-MODEL_KEYS = ("model", "model_conf", "encoder_conf", "decoder_conf")
+MODEL_KEYS = ("model", "model_conf", "encoder_conf", "decoder_conf", "predictor_conf")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -28,6 +28,12 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+
+def short_value(value, width: int = 40) -> str:
+    """A diff cell: the value's repr (``(absent)`` for a missing key), cut to ``width``."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 class PresetError(ValueError):

@@ -11,6 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from asr_tui.health import HealthTracker
+
+# Rank-row fields charted per rank over time: (field, series prefix); see engine/trainer/resources.py.
+RESOURCE_SERIES = (("rss_mb", "rss"), ("cpu_percent", "cpu"), ("gpu_memory_used_mb", "gpumem"),
+                   ("gpu_util", "gpuutil"))
+
 # Statuses a run can have (DESIGN.md + "crashed": process gone without an `end` event).
 RUNNING, FINISHED, STOPPED, FAILED, CRASHED = "running", "finished", "stopped", "failed", "crashed"
 
@@ -149,6 +155,9 @@ class RunState:
     # (time, step) of train events, to estimate the update rate for the ETA.
     rate_window: list[tuple[float, int]] = field(default_factory=list)
     series: dict[str, Series] = field(default_factory=dict)
+    health: HealthTracker = field(default_factory=HealthTracker)
+    resource_origin: float | None = None
+    _resource_series: dict = field(default_factory=dict, repr=False)
 
     def _series(self, name: str) -> Series:
         found = self.series.get(name)
@@ -162,6 +171,7 @@ class RunState:
         when = event.get("time")
         if isinstance(when, (int, float)):
             self.last_event_time = float(when)
+        self.health.apply(event)
         if kind == "train":
             self._apply_train(event)
         elif kind == "valid":
@@ -200,9 +210,34 @@ class RunState:
             self._add_point("train/acc", step, number(event, "acc", "accuracy"))
             for name, lr in learning_rates(event).items():
                 self._add_point(f"lr/{name}", step, lr)
+            ranks = event.get("ranks")
+            if isinstance(ranks, list) and isinstance(when, (int, float)):
+                self._add_resources(float(when), ranks)
         if step is not None and isinstance(when, (int, float)):
             self.rate_window.append((float(when), step))
             del self.rate_window[:-50]
+
+    def _add_resources(self, when: float, ranks: list) -> None:
+        """Per-rank resource series against minutes since the first train event (Resources tab).
+
+        Runs for every train event of every rank (8 ranks at 200 events/s when following), so
+        the series are looked up once per (rank, field) and kept in ``_resource_series``.
+        """
+        if self.resource_origin is None:
+            self.resource_origin = when
+        minutes = (when - self.resource_origin) / 60.0
+        found = self._resource_series
+        for index, row in enumerate(ranks):
+            if not isinstance(row, dict):
+                continue
+            rank = row.get("rank", index)
+            for key, prefix in RESOURCE_SERIES:
+                value = row.get(key)
+                if value.__class__ is float or value.__class__ is int:
+                    series = found.get((rank, key))
+                    if series is None:
+                        series = found[(rank, key)] = self._series(f"{prefix}/r{rank}")
+                    series.add(minutes, value)
 
     # Derived values shown by the runs list and the monitor.
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asr_tui.health import Finding
 from asr_tui.run_state import CRASHED, RUNNING, RunState
 from engine.events import EventReader
 
@@ -135,6 +136,7 @@ class RunSummary:
     last_event_time: float | None = None
     host: str = ""
     launched_by: str = ""
+    health: list[Finding] = field(default_factory=list)
     lock_holder: str = ""  # "pid N on HOST" while a job holds the run directory's run.lock
 
     @property
@@ -240,7 +242,8 @@ def summarize(run_dir: Path, state: RunState) -> RunSummary:
         record_error = ""
     except RunJsonError as exc:
         record, record_error = None, str(exc)
-    status, reason = run_status(state, record, process_alive(record), run_dir=run_dir)
+    alive = process_alive(record)
+    status, reason = run_status(state, record, alive, run_dir=run_dir)
     if record_error:
         reason = f"{record_error}; {reason}" if reason else record_error
     record = record or {}
@@ -252,6 +255,7 @@ def summarize(run_dir: Path, state: RunState) -> RunSummary:
         total_steps=state.total_steps, epoch=state.epoch, max_epoch=state.max_epoch,
         metrics=state.metrics(), start_time=start_time, last_event_time=state.last_event_time,
         host=str(record.get("host", "")), launched_by=str(record.get("launched_by", "")),
+        health=state.health.findings(now=time.time(), alive=alive),
         lock_holder=_lock_holder_text(run_dir),
     )
 

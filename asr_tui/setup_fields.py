@@ -27,6 +27,8 @@ MODEL_FIELDS = (
               help="label smoothing of the attention decoder"),
     FieldSpec("encoder_conf", "encoder_conf", mapping(), placeholder="{output_size: 256, num_blocks: 12}"),
     FieldSpec("decoder_conf", "decoder_conf", mapping(), placeholder="{num_blocks: 6}"),
+    FieldSpec("predictor_conf", "predictor_conf", mapping(), placeholder="{} (paraformer only)",
+              help="paraformer's CIF predictor (FunASR's CifPredictorV2 keys)"),
     FieldSpec("frontend_conf.n_mels", "n_mels", integer(minimum=1), help="Kaldi fbank bins"),
     FieldSpec("frontend_conf.lfr_m", "lfr_m", integer(minimum=1), help="low frame rate: frames stacked"),
     FieldSpec("frontend_conf.lfr_n", "lfr_n", integer(minimum=1), help="low frame rate: frames skipped"),

@@ -28,6 +28,8 @@ from asr_tui.run_state import RunState
 FULL_PARSE_BYTES = 8 * 1024 * 1024
 ATTACH_TRAIN_SAMPLES = 1000
 SCAN_CHUNK_BYTES = 16 * 1024 * 1024  # searched, then its pages released
+# The last train events are all read, not sampled: the health rules judge consecutive intervals.
+TAIL_BYTES = 64 * 1024
 # EventWriter writes compact JSON ("event":"train"); json.dumps' default adds one space.
 RARE_EVENT = re.compile(rb'"event": ?"(?:start|data|valid|checkpoint|average|end|error)"')
 TRAIN_EVENT = re.compile(rb'"event": ?"train"')
@@ -59,7 +61,8 @@ def scan_history(path: Path, state: RunState, train_samples: int = ATTACH_TRAIN_
     """Fold the complete lines of ``path`` into ``state``; returns the offset after the last one.
 
     Small logs are parsed whole. Large ones: every rare event plus ``train_samples`` train
-    events at evenly spaced offsets and the very last train event (the rank table shows it).
+    events at evenly spaced offsets and every train event of the last TAIL_BYTES (the rank
+    table shows the last; the health rules judge the last intervals).
     """
     try:
         handle = open(path, "rb")
@@ -146,6 +149,20 @@ class _MappedLog:
                     return None
             want *= 4  # a line longer than what was read
 
+    def tail_lines(self, nbytes: int) -> list[tuple[int, bytes]]:
+        """(offset, line) of the complete lines in about the last ``nbytes`` (read with pread)."""
+        begin = max(0, self.end - nbytes)
+        data = os.pread(self.fd, self.end - begin, begin)
+        first = 0 if begin == 0 else data.find(b"\n") + 1
+        lines, pos = [], first
+        while pos < len(data):
+            cut = data.find(b"\n", pos)
+            if cut < 0:
+                break
+            lines.append((begin + pos, data[pos:cut]))
+            pos = cut + 1
+        return lines
+
     def last_matching_line(self, pattern: re.Pattern) -> tuple[int, bytes] | None:
         """The last complete line ``pattern`` matches, searched backwards in growing windows."""
         window = 64 * 1024
@@ -178,6 +195,9 @@ def _sample_history(handle, size: int, state: RunState, train_samples: int) -> H
         last_train = log.last_matching_line(TRAIN_EVENT)
         if last_train is not None:
             found.setdefault(*last_train)
+        for start, line in log.tail_lines(TAIL_BYTES):
+            if TRAIN_EVENT.search(line):
+                found.setdefault(start, line)
     finally:
         log.close()
     for start in sorted(found):

@@ -29,7 +29,7 @@ from engine.decode.cli import score  # noqa: E402
 from engine.decode.model_dir import ModelLoadError, load_asr, resolve_checkpoint  # noqa: E402
 from engine.decode.recognizer import Recognizer  # noqa: E402
 from engine.decode.scoring import TextNormalizer  # noqa: E402
-from engine.decode.search import MODES  # noqa: E402
+from engine.decode.modes import default_mode, supported_modes  # noqa: E402
 from engine.models import build_model, num_params  # noqa: E402
 from engine.utils.dist import usable_cpus  # noqa: E402
 
@@ -81,15 +81,17 @@ def main() -> int:
         print(f"model: trained, {config['checkpoint']}")
     else:
         model, frontend, tokenizer = random_demo_model(entries)
+        config = {"model": "conformer"}
         print(f"model: randomly initialised {DEMO_PRESET.name} shape (no --model and no trained {DEMO_RUN})")
     print(f"parameters: {num_params(model)}")
     print(f"list: {args.list} ({len(entries)} utterances), cpu threads: {threads}, beam: {args.beam}")
 
     recognizer = Recognizer(model, frontend, tokenizer, "cpu")
-    recognizer.recognize(entries[: args.batch_size], "ctc_greedy", batch_size=args.batch_size)  # warm-up
+    modes = supported_modes(config["model"], config)
+    recognizer.recognize(entries[: args.batch_size], default_mode(config["model"]), batch_size=args.batch_size)  # warm-up
     normalizer = TextNormalizer()
     cers = {}
-    for mode in MODES:
+    for mode in modes:
         recognition = recognizer.recognize(entries, mode, args.beam, args.batch_size)
         print(f"rtf_{mode}: {recognition.rtf:.4f}", flush=True)
         hyps = {r["key"]: r["text"] for r in recognition.results}

@@ -1,12 +1,16 @@
 """Console figures, one ``name: value`` per line.
 
 first_frame_s: from starting ``asr-tui`` (a fresh interpreter) to its first painted frame
-(goal <= 1.0; torch must not be imported). follow_cpu_fraction: CPU of the console, in cores,
-while its monitor follows a run writing 200 events/s with the charts on show (goal <= 0.10).
+(goal <= 0.3; torch must not be imported). follow_cpu_fraction: CPU of the console, in cores,
+while its monitor follows a run of 8 ranks writing 200 events/s with the health view (the
+Resources tab: per-rank memory and CPU charts, and the health line) on show (goal <= 0.03).
 attach_1m_events_s: opening the monitor of a run whose log holds 1,000,000 events until the
-whole history is on screen (goal <= 2.0). peak_rss_mb: the console's peak resident memory.
+whole history is on screen (goal <= 1.0). compare_4x100k_s: opening the Compare screen of four
+runs of 100,000 events each from the runs list until its first full frame (curves drawn;
+goal <= 1.0).
+peak_rss_mb: the console's peak resident memory.
 
-    python bench/tui.py [--events 1000000] [--follow-seconds 10] [--rate 200]
+    python bench/tui.py [--events 1000000] [--follow-seconds 10] [--rate 200] [--compare-events 100000]
 
 The console runs headless (Textual's headless driver) in a child process per figure; run
 directories are made in a temporary folder and removed afterwards.
@@ -28,37 +32,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RANKS = 2
+RANKS = 2  # the big logs (attach, compare)
+FOLLOW_RANKS = 8  # the live run followed
 
 
-def train_line(step: int, when: float) -> str:
-    """One train event as the engine writes it (compact JSON, two rank rows)."""
+def train_line(step: int, when: float, ranks: int = RANKS) -> str:
+    """One train event as the engine writes it (compact JSON, a row per rank with its resources)."""
     loss = 3.0 / (1 + step / 5000) + 0.2
-    ranks = ",".join(
+    rows = ",".join(
         f'{{"rank":{r},"loss":{loss + 0.01 * r:.5f},"batch_size":24,"data_load_s":0.004,'
-        f'"forward_s":0.118,"backward_s":0.207,"optim_s":0.011,"total_s":0.341,"memory_mb":812.4}}'
-        for r in range(RANKS))
+        f'"forward_s":0.118,"backward_s":0.207,"optim_s":0.011,"total_s":0.341,"memory_mb":812.4,'
+        f'"peak_memory_mb":900.1,"rss_mb":{2100 + r + step % 7:.1f},"cpu_percent":{97.5 + r:.1f}}}'
+        for r in range(ranks))
     return (f'{{"event":"train","time":{when:.3f},"epoch":{step // 10000 + 1},"step":{step},'
             f'"lr":{{"main":{1e-3 * min(1.0, step / 25000):.6g}}},"loss":{loss:.5f},'
             f'"acc":{0.9 - 0.8 / (1 + step / 3000):.5f},"grad_norm":{{"main":2.513}},'
-            f'"throughput":812.5,"padding_ratio":0.11,"ranks":[{ranks}]}}\n')
+            f'"throughput":812.5,"padding_ratio":0.11,"skipped":{{"main":0}},"ranks":[{rows}]}}\n')
 
 
-def start_line(when: float, steps_per_epoch: int, max_epoch: int) -> str:
-    return json.dumps({"event": "start", "time": when, "world_size": RANKS, "num_params": 30_000_000,
+def start_line(when: float, steps_per_epoch: int, max_epoch: int, ranks: int = RANKS) -> str:
+    return json.dumps({"event": "start", "time": when, "world_size": ranks, "num_params": 30_000_000,
                        "steps_per_epoch": steps_per_epoch, "max_epoch": max_epoch,
                        "resumed_from": None, "config": {}}, separators=(",", ":")) + "\n"
 
 
-def make_run(run_dir: Path, events: int, pid: int | None) -> None:
+def make_run(run_dir: Path, events: int, pid: int | None, lr_scale: float = 1.0, ranks: int = RANKS) -> None:
     """A run directory whose log holds ``events`` events (train, with valid and checkpoints)."""
     run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(f"optim_sches:\n  main:\n    optim_conf:\n      lr: {1e-3 * lr_scale}\n")
     record = {"argv": ["bench"], "pid": pid, "pgid": pid, "host": os.uname().nodename,
               "start_time": time.time(), "status": "running", "launched_by": "asr-tui"}
     (run_dir / "run.json").write_text(json.dumps(record))
     now = time.time() - events
     with open(run_dir / "events.jsonl", "w", encoding="utf-8") as handle:
-        handle.write(start_line(now, max(1, events // 10), 20))
+        handle.write(start_line(now, max(1, events // 10), 20, ranks))
         chunk = []
         for index in range(1, events):
             step = index * 10
@@ -70,7 +77,7 @@ def make_run(run_dir: Path, events: int, pid: int | None) -> None:
                 chunk.append(f'{{"event":"valid","time":{now + index:.3f},"epoch":1,"step":{step},'
                              f'"loss":1.5,"acc":0.7}}\n')
             else:
-                chunk.append(train_line(step, now + index))
+                chunk.append(train_line(step, now + index, ranks))
             if len(chunk) >= 10000:
                 handle.write("".join(chunk))
                 chunk.clear()
@@ -109,18 +116,24 @@ def child_first_frame(root: str, started: float) -> None:
     Timed(runs_root=Path(root)).run(headless=True, size=(80, 24))
 
 
-def child_follow(run_dir: str, seconds: float) -> None:
+def child_follow(run_dir: str, seconds: float, tab: str = "resources") -> None:
     from asr_tui.app import AsrTuiApp
     from asr_tui.screens.monitor import MonitorScreen
 
     class Following(AsrTuiApp):
         def on_mount(self) -> None:  # AsrTuiApp.on_mount runs too (Textual walks the MRO)
-            self.set_timer(3.0, self.begin)
+            self.set_timer(1.5, self.show_tab)
+            self.set_timer(4.0, self.begin)
+
+        def show_tab(self) -> None:
+            # Shown before measuring: the figure is the steady cost of following, not of
+            # laying out a tab and drawing it the first time.
+            monitor = self.screen
+            assert isinstance(monitor, MonitorScreen), monitor
+            monitor.action_tab(tab)
 
         def begin(self) -> None:
             monitor = self.screen
-            assert isinstance(monitor, MonitorScreen), monitor
-            monitor.action_tab("charts")
             self.steps_before = monitor.follower.state.step or 0
             self.cpu_before = time.process_time()
             self.wall_before = time.monotonic()
@@ -160,16 +173,51 @@ def child_attach(run_dir: str) -> None:
     Attaching(runs_root=Path(run_dir).parent, run_dir=Path(run_dir)).run(headless=True, size=(120, 40))
 
 
+def child_compare(root: str) -> None:
+    from asr_tui.app import AsrTuiApp
+    from asr_tui.screens.compare import CompareScreen
+    from asr_tui.widgets.compare_chart import CompareChart
+
+    run_dirs = sorted(p for p in Path(root).iterdir() if p.is_dir())
+
+    class Comparing(AsrTuiApp):
+        def on_mount(self) -> None:  # AsrTuiApp.on_mount runs too (Textual walks the MRO)
+            # Compare is opened from the runs list: measured from there, once it is painted.
+            self.set_timer(2.0, self.open_compare)
+
+        def open_compare(self) -> None:
+            self.opened = time.perf_counter()
+            self.cpu_opened = time.process_time()
+            self.push_screen(CompareScreen(run_dirs))
+            self.check_timer = self.set_interval(0.02, self.check)
+
+        def check(self) -> None:
+            screen = self.screen
+            if isinstance(screen, CompareScreen) and screen.loaded and all(
+                    "no data" not in chart.drawing.plain and chart.drawing.plain
+                    for chart in screen.query(CompareChart)):
+                self.call_after_refresh(self.drawn, screen)
+                self.check_timer.stop()
+
+        def drawn(self, screen) -> None:
+            child_report(compare_4x100k_s=time.perf_counter() - self.opened,
+                         compare_cpu_s=time.process_time() - self.cpu_opened, load_s=screen.load_seconds,
+                         runs=len(screen.runs), steps=[run.state.step for run in screen.runs])
+            self.exit()
+
+    Comparing(runs_root=Path(root)).run(headless=True, size=(80, 24))
+
+
 def writer(run_dir: Path, rate: float, stop_file: Path) -> None:
     """Append ``rate`` train events per second (in batches, as a busy rank 0 would) until told to stop."""
     step = 0
     with open(run_dir / "events.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(start_line(time.time(), 1_000_000, 10))
+        handle.write(start_line(time.time(), 1_000_000, 10, FOLLOW_RANKS))
         handle.flush()
         next_at = time.monotonic()
         while not stop_file.exists():
             batch = max(1, int(rate / 20))
-            handle.write("".join(train_line(step + i * 10, time.time()) for i in range(batch)))
+            handle.write("".join(train_line(step + i * 10, time.time(), FOLLOW_RANKS) for i in range(batch)))
             handle.flush()
             step += batch * 10
             next_at += batch / rate
@@ -181,13 +229,19 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--follow-seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--compare-events", type=int, default=100_000)
+    parser.add_argument("--follow-tab", default="resources", choices=("overview", "charts", "log", "resources"),
+                        help="the monitor tab on show while following (default: the health view)")
+    parser.add_argument("--only", choices=("first_frame", "follow", "attach", "compare"), action="append",
+                        help="measure only these figures (repeatable)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         {"first_frame": lambda: child_first_frame(rest[0], float(rest[1])),
-         "follow": lambda: child_follow(rest[0], float(rest[1])),
-         "attach": lambda: child_attach(rest[0])}[kind]()
+         "follow": lambda: child_follow(rest[0], float(rest[1]), *rest[2:]),
+         "attach": lambda: child_attach(rest[0]),
+         "compare": lambda: child_compare(rest[0])}[kind]()
         return
 
     started = time.perf_counter()
@@ -195,43 +249,58 @@ def main() -> None:
     print(f"# machine: sum(range(10**6)) took {(time.perf_counter() - started) * 1000:.0f} ms "
           f"(about 15 ms on an idle modern core); load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="asr-tui-bench-"))
+    only = set(args.only or ("first_frame", "follow", "attach", "compare"))
     rss = []
     try:
-        first = run_child(["first_frame", str(work / "empty"), repr(time.time())])
-        print(f"first_frame_s: {first['first_frame_s']:.3f}")
-        if first["torch_imported"]:
-            print("warning: torch was imported at start", file=sys.stderr)
-        rss.append(first["peak_rss_mb"])
+        if "first_frame" in only:
+            first = run_child(["first_frame", str(work / "empty"), repr(time.time())])
+            print(f"first_frame_s: {first['first_frame_s']:.3f}")
+            if first["torch_imported"]:
+                print("warning: torch was imported at start", file=sys.stderr)
+            rss.append(first["peak_rss_mb"])
 
-        live = work / "live"
-        make_run(live, 1000, os.getpid())
-        stop_file = work / "stop"
-        feeder = subprocess.Popen([sys.executable, "-c",
-                                   "import sys; sys.path.insert(0, sys.argv[1]); import bench.tui as b; "
-                                   "from pathlib import Path; b.writer(Path(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]))",
-                                   str(ROOT), str(live), str(args.rate), str(stop_file)])
-        try:
-            follow = run_child(["follow", str(live), str(args.follow_seconds)])
-        finally:
-            stop_file.touch()
-            feeder.wait(30)
-        print(f"follow_cpu_fraction: {follow['follow_cpu_fraction']:.3f}")
-        rss.append(follow["peak_rss_mb"])
-        if follow["followed_steps"] <= 0:
-            print("warning: the monitor did not follow the writer", file=sys.stderr)
+        if "follow" in only:
+            live = work / "live"
+            make_run(live, 1000, os.getpid(), ranks=FOLLOW_RANKS)
+            stop_file = work / "stop"
+            feeder = subprocess.Popen([sys.executable, "-c",
+                                       "import sys; sys.path.insert(0, sys.argv[1]); import bench.tui as b; "
+                                       "from pathlib import Path; b.writer(Path(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]))",
+                                       str(ROOT), str(live), str(args.rate), str(stop_file)])
+            try:
+                follow = run_child(["follow", str(live), str(args.follow_seconds), args.follow_tab])
+            finally:
+                stop_file.touch()
+                feeder.wait(30)
+            print(f"follow_cpu_fraction: {follow['follow_cpu_fraction']:.3f}")
+            rss.append(follow["peak_rss_mb"])
+            if follow["followed_steps"] <= 0:
+                print("warning: the monitor did not follow the writer", file=sys.stderr)
 
-        big = work / "big"
-        started = time.perf_counter()
-        make_run(big, args.events, None)
-        size_mb = (big / "events.jsonl").stat().st_size / 1e6
-        print(f"# made a log of {args.events} events ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f}s",
-              file=sys.stderr)
-        attach = run_child(["attach", str(big)])
-        print(f"attach_1m_events_s: {attach['attach_1m_events_s']:.3f}")
-        print(f"# attach: {attach['attach_cpu_s']:.2f} CPU-s of the console, history scan {attach['scan_s']:.2f}s; "
-              f"{attach['steps']} steps, {attach['valid_points']} valid points, {attach['checkpoints']} checkpoints",
-              file=sys.stderr)
-        rss.append(attach["peak_rss_mb"])
+        if "attach" in only:
+            big = work / "big"
+            started = time.perf_counter()
+            make_run(big, args.events, None)
+            size_mb = (big / "events.jsonl").stat().st_size / 1e6
+            print(f"# made a log of {args.events} events ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f}s",
+                  file=sys.stderr)
+            attach = run_child(["attach", str(big)])
+            print(f"attach_1m_events_s: {attach['attach_1m_events_s']:.3f}")
+            print(f"# attach: {attach['attach_cpu_s']:.2f} CPU-s of the console, history scan {attach['scan_s']:.2f}s; "
+                  f"{attach['steps']} steps, {attach['valid_points']} valid points, {attach['checkpoints']} checkpoints",
+                  file=sys.stderr)
+            rss.append(attach["peak_rss_mb"])
+            shutil.rmtree(big)
+
+        if "compare" in only:
+            runs = work / "compare"
+            for index in range(4):
+                make_run(runs / f"run{index}", args.compare_events, None, lr_scale=1 + index)
+            compare = run_child(["compare", str(runs)])
+            print(f"compare_4x100k_s: {compare['compare_4x100k_s']:.3f}")
+            print(f"# compare: {compare['compare_cpu_s']:.2f} CPU-s of the console, reading the runs "
+                  f"{compare['load_s']:.2f}s; steps {compare['steps']}", file=sys.stderr)
+            rss.append(compare["peak_rss_mb"])
         print(f"peak_rss_mb: {max(rss):.1f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1, "length_normalized_loss": False},
     "encoder_conf": {},
     "decoder_conf": {},
+    "predictor_conf": {},
     "dataset_conf": {
         "batch_type": "token",
         "batch_size": 20000,
@@ -83,6 +84,7 @@ DEFAULTS: dict[str, Any] = {
         "deterministic": False,
         "allow_changed_assets": False,
         "patience": 0,
+        "compile": "auto",
     },
     "optim_sches": {
         "main": {
@@ -109,7 +111,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Sections whose keys are free (they map straight to a constructor's arguments, which checks them).
-OPEN_SECTIONS = {"specaug_conf", "tokenizer_conf", "model_conf", "encoder_conf", "decoder_conf", "optim_sches"}
+OPEN_SECTIONS = {"specaug_conf", "tokenizer_conf", "model_conf", "encoder_conf", "decoder_conf", "predictor_conf",
+                 "optim_sches"}
 
 # Keys whose default is null (or whose type the default does not show), with the types they take.
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -122,14 +125,16 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "distributed.devices": (str, int, list, type(None)),
     "cmvn": (str, type(None)),
     "dataset_conf.speed_perturb": (list, type(None)),
+    "train_conf.compile": (str, bool),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "cmvn": ("global", "none"),
-    "model": ("conformer", "transformer"),
+    "model": ("conformer", "transformer", "paraformer"),
     "dataset_conf.batch_type": ("example", "length", "token"),
     "train_conf.avg_keep_nbest_models_type": ("acc", "loss"),
     "train_conf.warmup_from": WARMUP_FROM_CHOICES,
+    "train_conf.compile": ("auto", True, False),
     "distributed.backend": ("auto", "nccl", "gloo"),
     "frontend_conf.window": ("hamming", "hanning", "povey", "rectangular", "blackman"),
 }
@@ -255,7 +260,8 @@ def _check_value(key: str, value: Any, default: Any, issues: list[ConfigIssue]) 
         issues.append(ConfigIssue(key, f"must be {type_names(allowed)}, got {value!r}"))
         return
     if key in CHOICES and value is not None and value not in CHOICES[key]:
-        issues.append(ConfigIssue(key, f"must be one of {', '.join(CHOICES[key])}, got {value!r}"))
+        choices = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in CHOICES[key])
+        issues.append(ConfigIssue(key, f"must be one of {choices}, got {value!r}"))
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if key in MINIMUM and is_number and value < MINIMUM[key]:
         issues.append(ConfigIssue(key, f"must be at least {MINIMUM[key]}, got {value}"))
@@ -324,6 +330,8 @@ def check_config(config: dict) -> list[ConfigIssue]:
         port = dist.get("master_port", 29500)
         if isinstance(port, int) and port > 65535:
             issues.append(ConfigIssue("distributed.master_port", f"must be at most 65535, got {port}"))
+    if config.get("predictor_conf") and config.get("model") != "paraformer":
+        issues.append(ConfigIssue("predictor_conf", f"only model paraformer has a predictor, not {config.get('model')}"))
     dataset = config.get("dataset_conf", {})
     if isinstance(dataset, dict):
         low, high = dataset.get("min_source_length"), dataset.get("max_source_length")

@@ -48,6 +48,12 @@ RANK_FIELDS: tuple[str, ...] = (
     "memory_mb",
 )
 
+#: Optional fields of a rank row: the rank's resources (engine/trainer/resources.py), each a
+#: number and absent where it does not exist (no /proc, no GPU, no NVML).
+RANK_HEALTH_FIELDS: tuple[str, ...] = (
+    "rss_mb", "cpu_percent", "gpu_util", "gpu_memory_used_mb", "gpu_memory_total_mb", "gpu_temperature_c",
+)
+
 END_STATUSES: tuple[str, ...] = ("finished", "stopped", "failed")
 
 # Expected types of fields whose type readers rely on (None is allowed where noted in docs).
@@ -127,6 +133,10 @@ def validate_event(obj: Any) -> list[str]:
             missing = [field for field in RANK_FIELDS if field not in row]
             if missing:
                 problems.append(f"train: ranks[{index}] missing {', '.join(missing)}")
+            for field in RANK_HEALTH_FIELDS:
+                value = row.get(field)
+                if field in row and value is not None and (isinstance(value, bool) or not isinstance(value, _NUMBER)):
+                    problems.append(f"train: ranks[{index}].{field} is {type(value).__name__}, expected int/float")
     if name == "end" and obj.get("status") not in END_STATUSES:
         problems.append(f"end: status {obj.get('status')!r} not one of {', '.join(END_STATUSES)}")
     return problems

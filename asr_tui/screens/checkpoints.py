@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from engine.config import ConfigError, load_config
+from engine.decode.modes import supported_modes
 
 from asr_tui.checkpoint_list import CheckpointInfo, human_size, list_checkpoints, nbest
 from asr_tui.decode_results import DecodeResult, DecodeResultError, read_decode_result
@@ -136,10 +137,15 @@ class CheckpointsScreen(Screen):
             table.move_cursor(row=min(row, len(self.checkpoints) - 1), animate=False)
 
     def selected(self) -> CheckpointInfo | None:
+        """The checkpoint under the cursor, by its row key (the table may be filtered or sorted)."""
         table = self.query_one("#ckpt-table", DataTable)
-        if not self.checkpoints or table.cursor_row < 0:
+        if not self.checkpoints or table.row_count == 0:
             return None
-        return self.checkpoints[min(table.cursor_row, len(self.checkpoints) - 1)]
+        try:
+            name = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - the cursor is outside the rows while the table is rebuilt
+            return None
+        return next((c for c in self.checkpoints if c.name == name), None)
 
     def _mark_nbest(self, notify: bool = True) -> None:
         count = int(self.train_conf.get("avg_nbest_model", 0) or 0)
@@ -230,7 +236,8 @@ class CheckpointsScreen(Screen):
             self._run_tool(argv, out / "decode.log", f"decoding {request.test_list.name} with "
                            f"{request.checkpoint.name} ({request.mode})", decode_dir=out)
 
-        self.app.push_screen(DecodeDialog(ckpt.path, self._default_test_list(), cwd=record_cwd), answered)
+        modes = supported_modes(self.config.get("model", "conformer"), self.config)
+        self.app.push_screen(DecodeDialog(ckpt.path, self._default_test_list(), cwd=record_cwd, modes=modes), answered)
 
     def _run_cwd(self) -> Path:
         """Where the run was launched: relative list paths in its config resolve there."""
@@ -322,7 +329,9 @@ class CheckpointsScreen(Screen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "worst-table":
-            self._show_utterance(event.cursor_row)
+            # by row key (the index in result.worst): the table may be filtered or sorted
+            key = event.row_key.value if event.row_key is not None else None
+            self._show_utterance(int(key) if key is not None and key.isdigit() else -1)
 
     def _show_utterance(self, index: int) -> None:
         """Reference and hypothesis in full: the table cuts them at 80 columns."""

@@ -1,4 +1,4 @@
-"""Decode dialog: which test list, which search mode, which beam."""
+"""Decode dialog: which test list, which search mode (only those the model supports), which beam."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-MODES = ("ctc_greedy", "ctc_prefix_beam", "attention", "attention_rescoring")
+from engine.decode.modes import supported_modes
 
 
 @dataclass
@@ -23,19 +23,24 @@ class DecodeRequest:
 
 
 class DecodeDialog(ModalScreen[DecodeRequest | None]):
-    """Asks for the test list and mode; Enter decodes, Escape cancels."""
+    """Asks for the test list and mode; Enter decodes, Escape cancels.
+
+    ``modes``: what the model decodes with (engine.decode.modes.supported_modes); by default a
+    CTC/attention model's four.
+    """
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "submit", "Decode"),
     ]
 
-    def __init__(self, checkpoint: Path, test_list: str = "", mode: str = "ctc_greedy", beam: int = 10,
-                 cwd: Path | None = None) -> None:
+    def __init__(self, checkpoint: Path, test_list: str = "", mode: str | None = None, beam: int = 10,
+                 cwd: Path | None = None, modes: tuple[str, ...] | None = None) -> None:
         super().__init__()
         self.checkpoint = checkpoint
         self.test_list = test_list
-        self.mode = mode if mode in MODES else MODES[0]
+        self.modes = tuple(modes) if modes else supported_modes("conformer")
+        self.mode = mode if mode in self.modes else self.modes[0]
         self.beam = beam
         self.cwd = cwd or Path.cwd()
 
@@ -45,7 +50,7 @@ class DecodeDialog(ModalScreen[DecodeRequest | None]):
             yield Label("test list (jsonl, wav.scp or audio file)")
             yield Input(self.test_list, id="decode-list", compact=True)
             yield Label("search mode")
-            yield Select([(m, m) for m in MODES], value=self.mode, allow_blank=False, id="decode-mode",
+            yield Select([(m, m) for m in self.modes], value=self.mode, allow_blank=False, id="decode-mode",
                          compact=True)
             yield Label("beam size (beam searches and rescoring)")
             yield Input(str(self.beam), id="decode-beam", type="integer", compact=True)

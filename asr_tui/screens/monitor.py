@@ -24,7 +24,9 @@ from asr_tui.run_state import CRASHED, FAILED, FINISHED, RUNNING, STOPPED, learn
 from asr_tui.runs_store import RunJsonError, process_alive, read_run_json, run_status
 from asr_tui.tailer import FollowUpdate, RunFollower
 from asr_tui.widgets.chart import MetricChart
+from asr_tui.widgets.health_line import HealthLine
 from asr_tui.widgets.rank_table import RankTable
+from asr_tui.widgets.resources import ResourcesGrid
 
 POLL_SECONDS = 1.0
 CHART_SECONDS = 2.0
@@ -110,6 +112,7 @@ class MonitorScreen(Screen):
         Binding("1", "tab('overview')", "Overview"),
         Binding("2", "tab('charts')", "Charts"),
         Binding("3", "tab('log')", "Log"),
+        Binding("4", "tab('resources')", "Resources"),
         Binding("m", "toggle_smoothing", "Smooth"),
         Binding("l", "toggle_log_scale", "Log y"),
     ]
@@ -131,6 +134,7 @@ class MonitorScreen(Screen):
         yield Header()
         yield Static(id="monitor-status")
         yield ProgressBar(id="monitor-progress", show_eta=False)
+        yield HealthLine(id="monitor-health")
         with TabbedContent(id="monitor-tabs", initial="overview"):
             with TabPane("Overview", id="overview"):
                 with Vertical():
@@ -146,6 +150,8 @@ class MonitorScreen(Screen):
                     yield MetricChart("lr", prefix="lr/", id="chart-lr")
             with TabPane("Log", id="log"):
                 yield Log(id="monitor-log", max_lines=1000)
+            with TabPane("Resources", id="resources"):
+                yield ResourcesGrid(id="resources-grid")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -158,7 +164,7 @@ class MonitorScreen(Screen):
         # share the GIL and both take longer.
         self.call_after_refresh(self._request_poll)
         self.set_interval(POLL_SECONDS, self._request_poll)
-        self.set_interval(CHART_SECONDS, self._draw_charts)
+        self.set_interval(CHART_SECONDS, self._chart_tick)
 
     @work(thread=True, group="monitor-preload")
     def _preload_plotext(self) -> None:
@@ -205,6 +211,9 @@ class MonitorScreen(Screen):
         tab = self.query_one(TabbedContent).active
         if update.log_lines and tab == "log":
             self.query_one("#monitor-log", Log).write_lines(update.log_lines)
+        # Judged at every poll, news or not: a stall is the absence of news.
+        for line in self.query(HealthLine):  # none while the screen is being taken down
+            line.show(self.follower, running=status == RUNNING)
         if not changed:
             return
         self._show_status()
@@ -327,14 +336,30 @@ class MonitorScreen(Screen):
         self._set_text("#monitor-error", text)
         panel.display = True
 
-    def _draw_charts(self) -> None:
-        if not self._charts_due or not self.is_current:
+    def _chart_tick(self) -> None:
+        self._draw_charts(tick=True)
+
+    def _draw_charts(self, tick: bool = False) -> None:
+        if not self.is_current:
             return
-        if self.query_one(TabbedContent).active != "charts":
+        tab = self.query_one(TabbedContent).active
+        if tab not in ("charts", "resources"):
             return
+        charts = [chart for chart in self.query_one(f"#{tab}", TabPane).query(MetricChart) if chart.display]
+        resized = any(chart.stale for chart in charts)  # its layout changed since it was drawn
+        if not (self._charts_due or resized):
+            return
+        if tab == "resources":
+            with self.follower.lock:
+                if self.query_one(ResourcesGrid).show_present(self.follower.state.series):
+                    return  # charts shown or hidden: the next tick draws the new layout
+            if tick and not resized and not self.query_one(ResourcesGrid).due():
+                return  # resource figures change slowly: redrawn less often than the metrics
+        if any(not chart.size.width for chart in charts):
+            return  # the tab is not laid out yet: the next tick draws it
         self._charts_due = False
         with self.follower.lock:  # the poll worker may be appending to the series
-            for chart in self.query(MetricChart):
+            for chart in charts:
                 chart.redraw(self.follower.state.series)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -343,7 +368,7 @@ class MonitorScreen(Screen):
             self._show_overview()
         elif tab == "log":
             self._show_log()
-        elif tab == "charts":
+        elif tab in ("charts", "resources"):
             self._charts_due = True
             self.call_after_refresh(self._draw_charts)
 

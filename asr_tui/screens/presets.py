@@ -23,16 +23,10 @@ from asr_tui.messages import PresetLoaded
 from asr_tui.screens.navigation import FORM_NAVIGATION
 from asr_tui.presets_store import (
     Preset, PresetError, config_diff, list_presets, load_preset, preset_path_for, save_preset,
-    user_presets_dir,
+    short_value, user_presets_dir,
 )
 from asr_tui.widgets.row_table import RowTable
 from engine.config import ConfigError, validate_config
-
-
-def _short(value) -> str:
-    """A diff cell: the value's repr (``(absent)`` for a missing key), cut to fit the table."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
 
 
 class PresetsScreen(Screen):
@@ -177,7 +171,7 @@ class PresetsScreen(Screen):
         rows = config_diff(setup.baseline, setup.current_config())
         title.update(f"Form vs {source}: {len(rows)} change(s)")
         for key, old, new in rows:
-            table.add_row(key, _short(old), _short(new))
+            table.add_row(key, short_value(old), short_value(new))
 
     # ---- saving -------------------------------------------------------------------------------
 

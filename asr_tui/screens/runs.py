@@ -12,7 +12,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from asr_tui.messages import OpenCheckpoints, OpenRun, RunStopRequested
+from asr_tui.health import marker
+from asr_tui.messages import CompareRequested, OpenCheckpoints, OpenRun, RunStopRequested
 from asr_tui.runs_store import RunsStore, RunSummary
 from asr_tui.widgets.row_table import RowTable
 
@@ -58,12 +59,15 @@ def started_text(summary: RunSummary) -> str:
 
 
 class RunsScreen(Screen):
-    """Lists runs; Enter opens the monitor, c the checkpoints, x stops a running job."""
+    """Lists runs; Enter opens the monitor, c the checkpoints, x stops a running job, space
+    marks runs and v compares the marked ones."""
 
     BINDINGS = [
         Binding("enter", "open_run", "Monitor", priority=False),
         Binding("c", "open_checkpoints", "Checkpoints"),
         Binding("x", "stop_run", "Stop"),
+        Binding("space", "toggle_mark", "Mark"),
+        Binding("v", "compare", "Compare marked"),
         Binding("g", "refresh", "Refresh"),
     ]
 
@@ -72,7 +76,10 @@ class RunsScreen(Screen):
         self.root = Path(root)
         self.store = RunsStore(self.root)
         self.summaries: dict[str, RunSummary] = {}
+        self.marked: list[str] = []  # run directories marked for Compare, in marking order
         self._rows: list[tuple] = []
+        self._marks_shown: list[str] = []
+        self._preloaded = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -85,11 +92,12 @@ class RunsScreen(Screen):
         self.sub_title = "Runs"
         table = self.query_one("#runs-table", DataTable)
         # metrics, the widest column, goes last: at 80 columns the rest stays in view
-        for label, key in (("run", "run"), ("status", "status"), ("progress", "progress"),
+        for label, key in (("run", "run"), ("status", "status"), ("health", "health"), ("progress", "progress"),
                            ("epoch", "epoch"), ("started", "started"), ("by", "by"),
                            ("metrics", "metrics")):
             table.add_column(label, key=key)
-        self.query_one("#runs-root", Static).update(f"Runs under {self.root.resolve()}  ·  Enter: monitor")
+        self.query_one("#runs-root", Static).update(
+            f"Runs under {self.root.resolve()}  ·  Enter: monitor  ·  space: mark, v: compare")
         self.action_refresh()
         self.set_interval(REFRESH_SECONDS, self.action_refresh)
 
@@ -100,22 +108,34 @@ class RunsScreen(Screen):
         if self.is_current:
             self._scan()
 
+    @work(thread=True, group="runs-preload")
+    def _preload_plotext(self) -> None:
+        """plotext takes about 0.25 s to import: done once the list is shown, so the monitor's
+        and Compare's first charts do not wait for it."""
+        import plotext  # noqa: F401
+
     @work(thread=True, exclusive=True, group="runs-scan")
     def _scan(self) -> None:
         summaries = self.store.scan()
         self.app.call_from_thread(self._show, summaries)
 
     def _show(self, summaries: list[RunSummary]) -> None:
+        if not self._preloaded:
+            self._preloaded = True
+            self._preload_plotext()
         self.summaries = {str(s.run_dir): s for s in summaries}
+        self.marked = [key for key in self.marked if key in self.summaries]
         rows = [self._row(summary) for summary in summaries]
-        if rows != self._rows:  # rebuilt only when something changed: the list refreshes every 2 s
+        # Rebuilt only when something changed: the list refreshes every 2 s.
+        if rows != self._rows or self._marks_shown != self.marked:
+            self._marks_shown = list(self.marked)
             self._rows = rows
             table = self.query_one("#runs-table", DataTable)
             selected = self.selected_key()
             table.clear()
             for summary, row in zip(summaries, rows):
-                table.add_row(*row, key=str(summary.run_dir))
-            if selected in self.summaries:
+                table.add_row(*row, key=str(summary.run_dir), label=self._mark(str(summary.run_dir)))
+            if selected in table.rows:  # it may be filtered out
                 table.move_cursor(row=table.get_row_index(selected), animate=False)
         if not summaries:
             self.query_one("#runs-detail", Static).update(
@@ -123,11 +143,18 @@ class RunsScreen(Screen):
         else:
             self._show_detail()
 
+    def _mark(self, key: str) -> Text:
+        """The row label: ● marked for Compare (its number in marking order), ○ not."""
+        if key in self.marked:
+            return Text(f"●{self.marked.index(key) + 1}", style="bold green")
+        return Text("○ ", style="dim")
+
     @staticmethod
     def _row(summary: RunSummary) -> tuple:
         epoch = "-" if summary.epoch is None else f"{summary.epoch}/{summary.max_epoch or '?'}"
-        return (summary.name, status_text(summary.status), progress_text(summary), epoch,
-                started_text(summary), summary.launched_by or "script", metrics_text(summary))
+        return (summary.name, status_text(summary.status), Text(marker(summary.health), style="bold yellow"),
+                progress_text(summary), epoch, started_text(summary), summary.launched_by or "script",
+                metrics_text(summary))
 
     def selected_key(self) -> str | None:
         table = self.query_one("#runs-table", DataTable)
@@ -163,6 +190,8 @@ class RunsScreen(Screen):
             text.append(f"  ·  held by {summary.lock_holder}")
         if summary.reason:
             text.append(f"\n{summary.status}: {summary.reason}", style=STATUS_STYLE.get(summary.status, ""))
+        for finding in summary.health[:2]:
+            text.append(f"\n⚠ {finding.message}", style="yellow")
         detail.update(text)
 
     def action_open_run(self) -> None:
@@ -183,3 +212,24 @@ class RunsScreen(Screen):
             self.notify(f"{summary.name} is {summary.status}, not running", severity="warning")
             return
         self.post_message(RunStopRequested(summary.run_dir))
+
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the selected run for Compare; the cursor moves on, as in a file manager."""
+        key = self.selected_key()
+        if key is None:
+            return
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
+        table = self.query_one("#runs-table", DataTable)
+        row = table.cursor_row
+        self._show(list(self.summaries.values()))  # row labels change only by adding the rows again
+        if row < table.row_count - 1:
+            table.move_cursor(row=row + 1, animate=False)
+
+    def action_compare(self) -> None:
+        if len(self.marked) < 2:
+            self.notify("mark two or more runs with space, then press v", severity="warning")
+            return
+        self.post_message(CompareRequested([Path(key) for key in self.marked]))

@@ -150,7 +150,7 @@ class SetupScreen(Screen):
             form_field = self.field_for(key)
             if form_field is not None and form_field.parse_error is None:
                 lists[key] = list(self.config.get(key) or [])
-        self.query_one(DataCheck).request(lists)
+        self.query_one(DataCheck).request(lists, tokenizer_conf=self.config.get("tokenizer_conf") or {})
 
     # ---- the config -------------------------------------------------------------------------
 
@@ -205,7 +205,7 @@ class SetupScreen(Screen):
         else:
             set_dotted(self.config, event.key, event.value)
         self._config_changed()
-        if event.key in LIST_KEYS:
+        if event.key in LIST_KEYS or event.key.startswith("tokenizer_conf"):
             if event.key == "train_data_set_list":
                 self.train_stats = None
             self._request_data_check()
@@ -478,7 +478,7 @@ class SetupScreen(Screen):
         for key, value in model_section(preset).items():
             self.config[key] = copy.deepcopy(value)
         for spec in MODEL_FIELDS:
-            if spec.key.startswith(("model", "encoder_conf", "decoder_conf")):
+            if spec.key.startswith(("model", "encoder_conf", "decoder_conf", "predictor_conf")):
                 form_field = self.field_for(spec.key)
                 if form_field is not None:
                     form_field.set_value(get_dotted(self.config, spec.key, spec.default))

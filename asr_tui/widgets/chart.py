@@ -70,6 +70,9 @@ class MetricChart(Widget):
     MetricChart { height: 1fr; min-height: 6; }
     """
     THEME = "simple"  # plotext theme: colours for the curves only, the frame follows the app theme
+    NAMES_IN_TITLE = True  # too small for a legend box: series names go in the title
+    LEGEND_BOX = True  # a legend box where the chart is tall enough
+    POINTS_AFTER_FIRST = True  # series after the first as x/o points (valid beside train), not lines
 
     def __init__(self, title: str, names: list[str] | None = None, prefix: str | None = None,
                  **kwargs) -> None:
@@ -87,6 +90,12 @@ class MetricChart(Widget):
             return [(name.split("/", 1)[1], s) for name, s in sorted(series.items())
                     if name.startswith(self.prefix) and len(s)]
         return [(name, series[name]) for name in self.names if name in series and len(series[name])]
+
+    @property
+    def stale(self) -> bool:
+        """Drawn at another size than it has now (the layout around it changed)."""
+        size = self.content_size
+        return self._drawn_key is not None and self._drawn_key[:2] != (size.width, size.height)
 
     def redraw(self, series: dict[str, Series]) -> bool:
         """Draw again if data, size or toggles changed; returns whether it drew."""
@@ -130,10 +139,11 @@ class MetricChart(Widget):
                 kept = [(x, y) for x, y in zip(xs, ys) if y > 0]
                 xs, ys = [p[0] for p in kept], [p[1] for p in kept]
             if not xs:
+                self._skip_slot(figure)
                 continue
             if len(xs) == 1:  # a single point still shows as a dot
                 xs, ys = xs * 2, ys * 2
-            if not drawn:
+            if not drawn or not self.POINTS_AFTER_FIRST:
                 signal = figure.signal(xs, ys, marker="braille")
                 signal.lines()
             else:
@@ -148,13 +158,16 @@ class MetricChart(Widget):
             all_x = [x for _, _, xs, _ in drawn for x in xs]
             ticks = step_ticks(min(all_x), max(all_x), count=max(2, min(6, width // 12)))
             figure.ruler("x").ticks(ticks, [short_count(t) for t in ticks])
-        if len(drawn) > 1 and height >= LEGEND_MIN_HEIGHT:
+        if len(drawn) > 1 and self.LEGEND_BOX and height >= LEGEND_MIN_HEIGHT:
             self._place_legend(figure, drawn)
-        elif len(drawn) > 1:
+        elif len(drawn) > 1 and self.NAMES_IN_TITLE:
             title += ": " + " · ".join(f"{'━' if index == 0 else POINT_MARKERS[(index - 1) % len(POINT_MARKERS)]} {name}"
                                        for index, (name, *_) in enumerate(drawn))
         figure.title(title)
         return figure.build().string()
+
+    def _skip_slot(self, figure) -> None:
+        """A series with nothing to draw; the compare chart keeps its colour slot here."""
 
     @staticmethod
     def _place_legend(figure, drawn) -> None:

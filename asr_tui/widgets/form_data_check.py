@@ -4,9 +4,10 @@ The check runs the data engine's own CLI as a subprocess (reading a large list t
 may not block the console), one list kind at a time. Typing a list runs ``stats``, which trusts
 the list's lengths as training does; the "Check lists" button runs ``check``, which also reads
 every audio header (training no longer does at start) and writes its report beside the list.
-Either way it
-and shows utterances, hours, durations, what would be dropped and why (with the first problems'
-file, line and key), and the training list's duration histogram.
+Either way it shows utterances, hours, durations, the token inventory (as the form's
+tokenizer_conf splits text), the valid and test lists' out-of-vocabulary rate against the
+training lists, what would be dropped and why (with the first problems' file, line and key), and
+the training list's duration histogram.
 """
 
 from __future__ import annotations
@@ -45,11 +46,17 @@ def asr_data_command() -> list[str]:
     return [sys.executable, "-m", "engine.data.cli"]
 
 
-def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1, audio: bool = False) -> dict:
+def run_stats(paths: list[str], should_stop=lambda: False, poll_s: float = 0.1, audio: bool = False, *,
+              tokenizer_conf: dict | None = None, vocab_from: list[str] | None = None) -> dict:
     """``asr-data stats PATHS --json`` (``audio``: ``check``, every header read and a report written)
-    -> its JSON; raises RuntimeError with its stderr on failure."""
+    -> its JSON; raises RuntimeError with its stderr on failure. ``tokenizer_conf``: count tokens as
+    it splits text; ``vocab_from``: the training lists the out-of-vocabulary rate is measured against."""
     command = "check" if audio else "stats"
     argv = asr_data_command() + [command, *paths, "--json"]
+    if tokenizer_conf:
+        argv += ["--tokenizer-conf", json.dumps(tokenizer_conf)]
+    if vocab_from:
+        argv += ["--vocab-from", *vocab_from]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           start_new_session=True) as process:
         while True:
@@ -83,6 +90,14 @@ def summary_line(label: str, stats: dict) -> Text:
         line.append(f" · dropped {total:,} ({reasons})", style="bold yellow")
     else:
         line.append(" · nothing dropped", style="green")
+    if stats.get("distinct_tokens"):
+        line.append(f" · {stats['distinct_tokens']:,} distinct {stats.get('token_unit', 'token')} units")
+    vocabulary = stats.get("vocabulary")
+    if vocabulary:
+        rate = float(vocabulary.get("oov_rate") or 0)
+        examples = ", ".join(vocabulary.get("oov_examples") or [])
+        line.append(f" · OOV {100 * rate:.1f}% of tokens" + (f" ({examples})" if examples else ""),
+                    style="bold yellow" if rate > 0.01 else "green")
     return line
 
 
@@ -153,6 +168,7 @@ class DataCheck(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.lists: dict[str, list[str]] = {}
+        self.tokenizer_conf: dict | None = None
         self.results: dict[str, dict | str] = {}
         self._timer: Timer | None = None
         self._audio = False  # the next check reads every audio header (the button)
@@ -165,11 +181,15 @@ class DataCheck(Vertical):
         yield Static("", id="data-report")
         yield DurationHistogram()
 
-    def request(self, lists: dict[str, list[str]], now: bool = False, audio: bool = False) -> None:
+    def request(self, lists: dict[str, list[str]], now: bool = False, audio: bool = False,
+                tokenizer_conf: dict | None = None) -> None:
         """Check these lists (``{config key: paths}``) after a pause in typing, or ``now``;
-        ``audio``: read every audio header too (``asr-data check``)."""
+        ``audio``: read every audio header too (``asr-data check``); tokens are counted as
+        ``tokenizer_conf`` splits text (unchanged when None)."""
         self.lists = {key: list(paths) for key, paths in lists.items() if paths}
         self._audio = audio
+        if tokenizer_conf is not None:
+            self.tokenizer_conf = dict(tokenizer_conf)
         if self._timer is not None:
             self._timer.stop()
         if now:  # (a Timer of 0 s divides by zero in Textual 8: the button never worked through one)
@@ -195,13 +215,17 @@ class DataCheck(Vertical):
 
     def _check_all(self, audio: bool = False) -> None:
         worker = get_current_worker()
-        for key, paths in dict(self.lists).items():
+        lists = dict(self.lists)
+        train = lists.get("train_data_set_list")
+        for key, paths in lists.items():
             started = time.monotonic()
             label = LIST_LABELS.get(key, key)
             doing = "reading every audio header of" if audio else "checking"
             self.app.call_from_thread(self._status, f"{doing} {label}: {', '.join(paths)}…")
             try:
-                stats, error = run_stats(paths, lambda: worker.is_cancelled, audio=audio), None
+                stats, error = run_stats(paths, lambda: worker.is_cancelled, audio=audio,
+                                         tokenizer_conf=self.tokenizer_conf,
+                                         vocab_from=train if key != "train_data_set_list" else None), None
             except (OSError, RuntimeError) as exc:
                 stats, error = None, str(exc)
             if worker.is_cancelled:

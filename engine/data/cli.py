@@ -102,29 +102,42 @@ def duration_histogram(durations: list[float], bins: int = HISTOGRAM_BINS) -> di
     return {"edges": [round(float(e), 3) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def list_stats(paths: list[str], strict: bool = False, progress: bool = True,
-               check_audio: bool = False) -> tuple[dict, object]:
-    """Utterances, hours, durations and token counts of the lists, with their problems report.
+def _list_texts(paths: list[str], strict: bool, progress: bool, check_audio: bool, report) -> tuple[list[str], list]:
+    """The lists' texts and source lengths, their counts merged into ``report`` when given."""
+    from engine.data.list_index import index_list
+
+    texts: list[str] = []
+    lengths = []
+    for path in paths:
+        index, list_report = index_list(path, strict=strict, progress=progress, check_audio=check_audio)
+        if report is not None:
+            report.merge(list_report)
+        lengths.append(index.source_len)
+        texts.extend(index.texts())
+        index.close()
+    return texts, lengths
+
+
+def list_stats(paths: list[str], strict: bool = False, progress: bool = True, check_audio: bool = False,
+               tokenizer_conf: dict | None = None, vocab_from: list[str] | None = None) -> tuple[dict, object]:
+    """Utterances, hours, durations and the token inventory of the lists (units as
+    ``tokenizer_conf`` splits text: English letters by default), with their problems report; given
+    the training lists as ``vocab_from``, also the out-of-vocabulary rate against their tokens.
 
     ``check_audio`` reads every audio header (missing and unreadable files are dropped and
     reported); without it the lists' ``source_len`` is trusted, as training does.
     """
     import numpy
 
-    from engine.data.list_index import index_list
     from engine.data.report import DataReport
-    from engine.data.tokenizer import split_units
+    from engine.data.tokenizer import token_units, vocabulary_coverage
 
     report = DataReport(name=", ".join(paths))
-    lengths = []
+    unit_name, split = token_units(tokenizer_conf)
+    texts, lengths = _list_texts(paths, strict, progress, check_audio, report)
     units: Counter = Counter()
-    for path in paths:
-        index, list_report = index_list(path, strict=strict, progress=progress, check_audio=check_audio)
-        report.merge(list_report)
-        lengths.append(index.source_len)
-        for text in index.texts():
-            units.update(split_units(text))
-        index.close()
+    for text in texts:
+        units.update(split(text))
     durations = (numpy.concatenate(lengths) if lengths else numpy.zeros(0)) / 100.0
     stats = {
         "utterances": report.utterances,
@@ -134,19 +147,47 @@ def list_stats(paths: list[str], strict: bool = False, progress: bool = True,
                        "mean": float(durations.mean()) if len(durations) else 0.0,
                        "max": float(durations.max()) if len(durations) else 0.0},
         "duration_histogram": duration_histogram(durations.tolist()),
+        "token_unit": unit_name,
         "tokens": sum(units.values()),
         "distinct_tokens": len(units),
+        "top_tokens": [[token, count] for token, count in units.most_common(20)],
         "dropped": dict(report.dropped),
         "num_dropped": report.num_dropped,
         "notes": dict(report.notes),
         "audio_checked": check_audio,
     }
+    if vocab_from:
+        train_texts, _ = _list_texts(vocab_from, False, False, False, None)
+        inventory = {unit for text in train_texts for unit in split(text)}
+        stats["vocabulary"] = {"lists": list(vocab_from), "distinct_tokens": len(inventory),
+                               **vocabulary_coverage(texts, inventory, split)}
     return {"stats": stats, "durations": durations.tolist()}, report
+
+
+def _tokenizer_conf(text: str) -> dict:
+    from engine.data.tokenizer import ENGLISH_UNITS
+
+    try:
+        conf = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"not YAML: {error}") from None
+    if not isinstance(conf, dict) or conf.get("type", "char") not in ("char", "bpe") \
+            or conf.get("english", "letter") not in ENGLISH_UNITS:
+        raise argparse.ArgumentTypeError(f"expected a mapping like {{type: char, english: letter}}, got {text!r}")
+    return conf
 
 
 def default_report_path(list_path: str) -> Path:
     """Where ``asr-data check`` writes its report by default: beside the (first) list."""
     return Path(f"{list_path}.check.json")
+
+
+def _add_token_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tokenizer-conf", type=_tokenizer_conf, default={"type": "char"},
+                        help="the config's tokenizer_conf as YAML, e.g. '{type: char, english: word}': count "
+                             "tokens as it splits text (default: char, English as letters; bpe: characters)")
+    parser.add_argument("--vocab-from", nargs="+", metavar="TRAIN_LIST",
+                        help="training lists: report the out-of-vocabulary rate of LISTS against their tokens")
 
 
 def _histogram(durations: list[float], color: bool) -> str:
@@ -164,7 +205,8 @@ def _histogram(durations: list[float], color: bool) -> str:
 def _stats_command(args) -> int:
     check_audio = args.command == "check"
     try:
-        result, report = list_stats(args.lists, strict=args.strict, progress=not args.json, check_audio=check_audio)
+        result, report = list_stats(args.lists, strict=args.strict, progress=not args.json, check_audio=check_audio,
+                                    tokenizer_conf=args.tokenizer_conf, vocab_from=args.vocab_from)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -186,7 +228,15 @@ def _stats_command(args) -> int:
     print(f"utterances: {stats['utterances']}")
     print(f"hours: {stats['hours']:.3f}")
     print(f"duration min/mean/max: {duration['min']:.2f} / {duration['mean']:.2f} / {duration['max']:.2f} s")
-    print(f"tokens (CJK characters and words): {stats['tokens']}, distinct: {stats['distinct_tokens']}")
+    print(f"tokens (CJK characters and {stats['token_unit']}s): {stats['tokens']}, "
+          f"distinct: {stats['distinct_tokens']}")
+    print("most frequent: " + " ".join(f"{token}:{count}" for token, count in stats["top_tokens"]))
+    vocabulary = stats.get("vocabulary")
+    if vocabulary:
+        examples = f" (e.g. {' '.join(vocabulary['oov_examples'])})" if vocabulary["oov_examples"] else ""
+        print(f"out of vocabulary of {', '.join(vocabulary['lists'])} ({vocabulary['distinct_tokens']} tokens): "
+              f"{vocabulary['oov_tokens']} of {vocabulary['tokens']} tokens ({100 * vocabulary['oov_rate']:.2f}%), "
+              f"in {vocabulary['utterances_with_oov']} of {vocabulary['utterances']} utterances{examples}")
     if result["durations"]:
         print(_histogram(result["durations"], color=sys.stdout.isatty()))
     return 0
@@ -218,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("lists", nargs="+", help="jsonl lists")
     stats.add_argument("--strict", action="store_true", help="fail on the first bad entry")
     stats.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    _add_token_options(stats)
     stats.set_defaults(run=_stats_command)
     check = commands.add_parser("check", help="stats after reading every audio header (missing, unreadable, "
                                               "resampled, multi-channel files); writes a JSON report")
@@ -225,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--strict", action="store_true", help="fail on the first bad entry")
     check.add_argument("--json", action="store_true", help="print the report as one JSON object too")
     check.add_argument("--report", help="where to write the report (default: beside the first list, LIST.check.json)")
+    _add_token_options(check)
     check.set_defaults(run=_stats_command)
     args = parser.parse_args(argv)
     return args.run(args)

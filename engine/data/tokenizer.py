@@ -2,8 +2,10 @@
 
 Ids 0..3 are the same in both: <blank> (CTC blank) 0, <s> 1, </s> 2 (``sos_eos_id``: the
 attention decoder starts and ends with it), <unk> 3. The char tokenizer takes CJK
-characters as units and English as whole words (``english: word``) or letters
-(``english: letter``, with "▁" marking the spaces between words).
+characters as units and English as letters (``english: letter``, the default, as FunASR's
+CharTokenizer splits it, with "▁" marking the spaces between words) or as whole words
+(``english: word``: an English corpus of free vocabulary then maps every unseen test word to
+<unk>; see :func:`vocabulary_coverage`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ SPECIAL_TOKENS = ["<blank>", "<s>", "</s>", "<unk>"]
 BLANK_ID, SOS_ID, SOS_EOS_ID, UNK_ID = 0, 1, 2, 3
 WORD_BOUNDARY = "▁"
 TOKENS_FILE = "tokens.txt"
+ENGLISH_UNITS = ("letter", "word")
+DEFAULT_ENGLISH = "letter"
 BPE_FILE = "bpe.model"
 
 
@@ -64,11 +68,11 @@ class CharTokenizer:
 
     kind = "char"
 
-    def __init__(self, token_list: list[str], english: str = "word"):
+    def __init__(self, token_list: list[str], english: str = DEFAULT_ENGLISH):
         if token_list[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
             raise ValueError(f"token list must start with {SPECIAL_TOKENS}, got {token_list[:4]}")
-        if english not in ("word", "letter"):
-            raise ValueError(f"tokenizer_conf.english must be 'word' or 'letter', got {english!r}")
+        if english not in ENGLISH_UNITS:
+            raise ValueError(f"tokenizer_conf.english must be 'letter' or 'word', got {english!r}")
         self.token_list = list(token_list)
         self.english = english
         self.token_to_id = {token: index for index, token in enumerate(self.token_list)}
@@ -170,7 +174,7 @@ def train_bpe(texts: list[str], vocab_size: int, character_coverage: float = 1.0
     return model.getvalue()
 
 
-def build_char_token_list(texts: list[str], english: str = "word") -> list[str]:
+def build_char_token_list(texts: list[str], english: str = DEFAULT_ENGLISH) -> list[str]:
     """Special tokens, then every unit of the training text by falling count (ties: by name)."""
     counter: Counter = Counter()
     probe = CharTokenizer(SPECIAL_TOKENS, english)
@@ -196,7 +200,7 @@ def build_tokenizer(tokenizer_conf: dict, texts: list[str], out_dir):
     if not texts:
         raise ValueError("build_tokenizer: no training text")
     if kind == "char":
-        english = conf.get("english", "word")
+        english = conf.get("english", DEFAULT_ENGLISH)
         tokenizer = CharTokenizer(build_char_token_list(texts, english), english)
     else:
         if "vocab_size" not in conf:
@@ -228,3 +232,33 @@ def load_tokenizer(path):
         return CharTokenizer(tokens, english)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from error
+
+
+def token_units(tokenizer_conf: dict | None):
+    """(unit name, text -> units) as the configured tokenizer would split text before mapping it to
+    ids: letters or words for ``char``, characters for ``bpe`` (BPE merges only characters it saw,
+    so an unseen character is its only way to <unk>). Needs no trained tokenizer."""
+    conf = dict(tokenizer_conf or {})
+    if conf.get("type", "char") == "bpe":
+        return "character", lambda text: [c for c in text if not c.isspace()]
+    english = conf.get("english", DEFAULT_ENGLISH)
+    probe = CharTokenizer(SPECIAL_TOKENS, english)
+    return english, probe.tokens
+
+
+def vocabulary_coverage(texts, inventory, units) -> dict:
+    """How much of ``texts`` (split by ``units``) falls outside ``inventory`` (the training units):
+    {"tokens", "oov_tokens", "oov_rate", "utterances", "utterances_with_oov", "oov_examples"}."""
+    total = oov = with_oov = count = 0
+    unseen: Counter = Counter()
+    for text in texts:
+        split = units(text)
+        missing = [u for u in split if u not in inventory]
+        count += 1
+        total += len(split)
+        oov += len(missing)
+        with_oov += bool(missing)
+        unseen.update(missing)
+    return {"tokens": total, "oov_tokens": oov, "oov_rate": round(oov / total, 6) if total else 0.0,
+            "utterances": count, "utterances_with_oov": with_oov,
+            "oov_examples": [u for u, _ in unseen.most_common(10)]}

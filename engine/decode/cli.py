@@ -23,7 +23,7 @@ from engine.decode.inputs import read_inputs
 from engine.decode.model_dir import ModelLoadError, load_asr
 from engine.decode.recognizer import Recognizer
 from engine.decode.scoring import ErrorCounts, TextNormalizer, error_counts, scoring_conventions
-from engine.decode.search import MODES
+from engine.decode.modes import MODES, default_mode, supported_modes
 from engine.utils.dist import usable_cpus
 from engine.utils.fileio import atomic_directory, atomic_write_text
 
@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="run directory, model directory or checkpoint file")
     parser.add_argument("--input", required=True, help="jsonl list, wav.scp or one audio file")
     parser.add_argument("--output", required=True, help="directory for text, utt_scores.jsonl, summary.json")
-    parser.add_argument("--mode", choices=MODES, default="attention_rescoring")
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="search (default: attention_rescoring, paraformer for a Paraformer); "
+                             "a model supports only some of them")
     parser.add_argument("--beam", type=int, default=10, help="beam size (prefix beam, attention, rescoring n-best)")
     parser.add_argument("--batch-size", type=int, default=8, help="utterances per batch")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -106,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         entries, report = read_inputs(args.input, args.text, progress=not args.no_progress)
     except (ModelLoadError, DataError, FileNotFoundError, ValueError) as error:
         print(f"asr-decode: {error}", file=sys.stderr)
+        return 2
+    model_name = config.get("model", "conformer")
+    modes = supported_modes(model_name, config)
+    args.mode = args.mode or default_mode(model_name)
+    if args.mode not in modes:
+        print(f"asr-decode: --mode {args.mode}: a {model_name} model decodes with {', '.join(modes)}", file=sys.stderr)
         return 2
     if report.num_dropped or report.notes:
         print(report.format(), file=sys.stderr)

@@ -85,7 +85,7 @@ def read_model_config(directory: Path) -> dict:
     if not path.is_file():
         raise ModelLoadError(f"{path}: config.yaml not found (needed to build the model)")
     config = read_yaml(path)
-    for section in ("model", "model_conf", "encoder_conf", "decoder_conf", "frontend_conf", "cmvn"):
+    for section in ("model", "model_conf", "encoder_conf", "decoder_conf", "predictor_conf", "frontend_conf", "cmvn"):
         config.setdefault(section, DEFAULTS[section])
     return config
 
@@ -185,7 +185,8 @@ def load_asr(path, device: str | torch.device = "cpu", run_dir=None, allow_chang
             raise ModelLoadError(str(error)) from None
     try:
         model = build_model(config["model"], frontend.output_dim, tokenizer.vocab_size, config["model_conf"],
-                            config["encoder_conf"], config["decoder_conf"], sos_eos_id=tokenizer.sos_eos_id)
+                            config["encoder_conf"], config["decoder_conf"], sos_eos_id=tokenizer.sos_eos_id,
+                            predictor_conf=config["predictor_conf"])
     except ValueError as error:
         raise ModelLoadError(f"{directory / CONFIG_FILE}: {error}") from error
     result = model.load_state_dict(state, strict=False)

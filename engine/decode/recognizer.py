@@ -63,13 +63,16 @@ class Recognizer:
         self.tokenizer = tokenizer
         self.device = torch.device(device)
 
-    def recognize(self, entries: list[dict], mode: str = "attention_rescoring", beam_size: int = 10,
+    def recognize(self, entries: list[dict], mode: str | None = None, beam_size: int = 10,
                   batch_size: int = 8, ctc_weight: float = 0.3, length_penalty: float = 0.0,
                   num_workers: int = 0, progress: bool = False) -> Recognition:
         """Decode ``entries`` (dicts with key, source and, for length-sorted batching, source_len).
 
         Utterances are batched by similar length (less padding); results come back in input order.
+        ``mode`` None: the model's default (paraformer for a Paraformer, else attention_rescoring).
         """
+        if mode is None:
+            mode = "paraformer" if hasattr(self.model, "predictor") else "attention_rescoring"
         order = sorted(range(len(entries)), key=lambda i: -int(entries[i].get("source_len", 0)))
         dataset = FeatureDataset([entries[i] for i in order], self.frontend)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,

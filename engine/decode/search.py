@@ -1,4 +1,5 @@
-"""One entry point for the four decoding modes (WeNet's): encode once, then search."""
+"""One entry point for the decoding modes: WeNet's four for CTC/attention models, Paraformer's
+one-pass search (engine/decode/modes.py says which a model supports): encode once, then search."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import torch
 
 from engine.decode.attention_search import attention_beam_search, attention_rescoring
 from engine.decode.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
-
-MODES = ("ctc_greedy", "ctc_prefix_beam", "attention", "attention_rescoring")
+from engine.decode.modes import MODES
+from engine.decode.paraformer_search import paraformer_search
 
 
 @torch.inference_mode()
@@ -22,7 +23,13 @@ def decode_batch(model, speech: torch.Tensor, speech_lengths: torch.Tensor, mode
         raise ValueError(f"decoding mode {mode!r} is not one of {', '.join(MODES)}")
     if beam_size < 1:
         raise ValueError(f"beam size must be at least 1, got {beam_size}")
+    is_paraformer = hasattr(model, "predictor")
+    if ((mode == "paraformer") != is_paraformer and not mode.startswith("ctc")) or (
+            mode.startswith("ctc") and model.ctc is None):
+        raise ValueError(f"decoding mode {mode!r} is not supported by this {type(model).__name__} model")
     encoder_out, encoder_lens = model.encode(speech, speech_lengths)
+    if mode == "paraformer":
+        return paraformer_search(model, encoder_out, encoder_lens)
     if mode == "attention":
         return attention_beam_search(model, encoder_out, encoder_lens, beam_size, length_penalty)
     log_probs = model.ctc.log_softmax(encoder_out)

@@ -14,13 +14,16 @@ IGNORE_ID = -1
 
 def add_sos_eos(ys_pad: torch.Tensor, sos: int, eos: int, ignore_id: int = IGNORE_ID):
     """(B,L) padded targets -> decoder input [sos, y...] padded with eos, and output [y..., eos]
-    padded with ignore_id."""
-    ys = [y[y != ignore_id] for y in ys_pad]
-    sos_t = ys_pad.new_full((1,), sos)
-    eos_t = ys_pad.new_full((1,), eos)
-    ys_in = nn.utils.rnn.pad_sequence([torch.cat([sos_t, y]) for y in ys], batch_first=True, padding_value=eos)
-    ys_out = nn.utils.rnn.pad_sequence([torch.cat([y, eos_t]) for y in ys], batch_first=True,
-                                       padding_value=ignore_id)
+    padded with ignore_id, both (B, L+1).
+
+    Whole-tensor operations, no loop over utterances: no host sync and no data-dependent shapes,
+    so torch.compile traces it as one graph.
+    """
+    pad = ys_pad == ignore_id
+    lengths = (~pad).sum(dim=1, keepdim=True)
+    ys_in = torch.cat([ys_pad.new_full((ys_pad.size(0), 1), sos), ys_pad.masked_fill(pad, eos)], dim=1)
+    ys_out = torch.cat([ys_pad, ys_pad.new_full((ys_pad.size(0), 1), ignore_id)], dim=1)
+    ys_out = ys_out.scatter(1, lengths, eos)
     return ys_in, ys_out
 
 

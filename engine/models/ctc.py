@@ -22,7 +22,9 @@ class CTC(nn.Module):
         """
         logits = self.ctc_lo(F.dropout(hs_pad, p=self.dropout_rate, training=self.training))
         log_probs = logits.transpose(0, 1).log_softmax(dim=-1).float()
-        targets = ys_pad[ys_pad >= 0]
+        # Padded (B, S) targets: ctc_loss reads each row up to its length, and no boolean
+        # selection means no data-dependent shape (torch.compile keeps one graph).
+        targets = ys_pad.clamp(min=0)
         loss = F.ctc_loss(log_probs, targets, hlens, ys_lens, blank=self.blank_id,
                           reduction="sum", zero_infinity=True)
         return loss / hs_pad.size(0)

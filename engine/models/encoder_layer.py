@@ -10,23 +10,33 @@ from engine.models.positionwise import PositionwiseFeedForward
 
 
 class TransformerEncoderLayer(nn.Module):
-    """x + SelfAttn(LN(x)), then x + FF(LN(x)) (pre-norm; post-norm with normalize_before=False)."""
+    """x + SelfAttn(LN(x)), then x + FF(LN(x)) (pre-norm; post-norm with normalize_before=False).
+
+    ``in_size`` (default ``size``): a first block that changes the width has no residual around
+    its attention (the SANM encoder's first block reads the features directly).
+    """
 
     def __init__(self, size: int, self_attn: nn.Module, feed_forward: PositionwiseFeedForward,
-                 dropout_rate: float, normalize_before: bool = True):
+                 dropout_rate: float, normalize_before: bool = True, in_size: int | None = None):
         super().__init__()
         self.self_attn = self_attn
         self.feed_forward = feed_forward
-        self.norm1 = nn.LayerNorm(size, eps=1e-12)
+        self.norm1 = nn.LayerNorm(in_size or size, eps=1e-12)
         self.norm2 = nn.LayerNorm(size, eps=1e-12)
         self.dropout = nn.Dropout(dropout_rate)
         self.normalize_before = normalize_before
+        self.attention_residual = (in_size or size) == size
+
+    def attend(self, x, mask, pos_emb) -> torch.Tensor:
+        return self.self_attn(x, x, x, mask, pos_emb)
 
     def forward(self, x, mask, pos_emb, mask_pad) -> torch.Tensor:
         residual = x
         if self.normalize_before:
             x = self.norm1(x)
-        x = residual + self.dropout(self.self_attn(x, x, x, mask, pos_emb))
+        x = self.dropout(self.attend(x, mask, pos_emb))
+        if self.attention_residual:
+            x = residual + x
         if not self.normalize_before:
             x = self.norm1(x)
         residual = x

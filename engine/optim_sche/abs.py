@@ -28,6 +28,27 @@ from engine.optim_sche.conf import FUNASR_OPTIMS, WARMUP_FROM_CHOICES, OptimConf
 logger = logging.getLogger(__name__)
 
 
+# Device types on which an optimiser with a fused kernel (Adam, AdamW, SGD, Adagrad) gets
+# ``fused=True`` unless optim_conf chooses ``fused`` or ``foreach`` itself; decided from
+# bench/train.py's step_time_ratio_fused_vs_plain (figures: docs/training.md, "Step speed").
+# CUDA keeps torch's own default (foreach) until it has been measured there.
+FAST_STEP = {"cpu": True, "cuda": False}
+
+
+def fast_step_options(optim_class: type, optim_conf: dict, params: list) -> dict:
+    """``{"fused": True}`` where :data:`FAST_STEP` says it wins and the optimiser and tensors allow it."""
+    if "fused" in optim_conf or "foreach" in optim_conf or not params:
+        return {}
+    if "fused" not in inspect.signature(optim_class.__init__).parameters:
+        return {}
+    devices = {p.device.type for p in params}
+    if len(devices) != 1 or not FAST_STEP.get(devices.pop(), False):
+        return {}
+    if not all(p.dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64) for p in params):
+        return {}
+    return {"fused": True}
+
+
 def _optimizer_class(key: str, optim_type: str) -> type[torch.optim.Optimizer]:
     name = FUNASR_OPTIMS.get(optim_type.lower(), optim_type) if isinstance(optim_type, str) else optim_type
     cls = getattr(torch.optim, name, None) if isinstance(name, str) else None
@@ -195,7 +216,8 @@ class OptimScheduler(ABC):
         self.group_scales = list(groups)
         param_groups = [{"params": ps, "lr": self.base_lr * scale} for scale, ps in groups.items()]
         try:
-            self.optimizer = self.optim_class(param_groups, **self.optim_conf)
+            fast = fast_step_options(self.optim_class, self.optim_conf, self.params)
+            self.optimizer = self.optim_class(param_groups, **fast, **self.optim_conf)
         except (TypeError, ValueError) as exc:
             hints = "".join(yaml_float_hint(v) for v in self.optim_conf.values())
             raise OptimConfError(f"{key}.optim_conf: {self.optim_class.__name__} rejects {self.optim_conf!r}: {exc}{hints}") from None

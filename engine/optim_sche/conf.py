@@ -15,7 +15,7 @@ FUNASR_OPTIM_KEYS = ("optim", "optim_conf", "scheduler", "scheduler_conf")
 TRAIN_CONF_KEYS = ("accum_grad", "grad_clip", "grad_norm_type", "ft_factor", "warmup_from")
 
 # train_conf keys that concern the one forward pass all optimisers share, so no entry may override them.
-GLOBAL_ONLY_KEYS = ("use_fp16", "use_bf16", "find_unused_parameters")
+GLOBAL_ONLY_KEYS = ("use_fp16", "use_bf16", "find_unused_parameters", "compile")
 
 WARMUP_FROM_CHOICES = ("zero", "init")
 

@@ -21,6 +21,7 @@ accumulation group (the other micro-batches run under ``no_sync``), in one of tw
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -29,7 +30,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from engine.optim_sche.abs import OptimScheduler
+from engine.optim_sche.compile import CompiledModel, is_compile_error
 from engine.optim_sche.grad_sync import all_reduce_grads, broadcast_buffers
+
+logger = logging.getLogger("engine")
 
 
 @dataclass
@@ -53,7 +57,21 @@ def _precision(train_conf: dict, device: torch.device) -> torch.dtype | None:
         raise ValueError("train_conf.use_bf16: use_fp16 and use_bf16 are exclusive")
     if use_bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"train_conf.use_bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; use use_fp16")
+    if use_bf16 and device.type == "cpu" and not cpu_has_native_bf16():
+        logger.warning("train_conf.use_bf16: this CPU has no native bfloat16 arithmetic (avx512_bf16 / amx_bf16); "
+                       "bf16 autocast emulates it and is usually slower than float32 here "
+                       "(bench/train.py step_time_ratio_bf16_vs_fp32)")
     return torch.float16 if use_fp16 else torch.bfloat16 if use_bf16 else None
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU advertises bfloat16 instructions (x86 avx512_bf16 / amx_bf16, Arm bf16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = {word for line in handle if line.lower().startswith(("flags", "features")) for word in line.split()}
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def _scalar_floats(output: dict) -> dict[str, float]:
@@ -96,7 +114,15 @@ class TrainStep:
                 device_ids=[self.device.index] if self.device.type == "cuda" and self.device.index is not None else None,
                 find_unused_parameters=bool(train_conf.get("find_unused_parameters", False)),
             )
+        # The forward (and with it the backward) compiled per train_conf.compile; validation and
+        # decoding call the bare module, eager.
+        self.compiled = CompiledModel(self.model, train_conf.get("compile", False), self.device.type)
         self.last_step_num = 0
+
+    @property
+    def compile_status(self) -> dict:
+        """{"requested", "active", "reason", "graphs", "compile_s"} (see engine.optim_sche.compile)."""
+        return dict(self.compiled.status)
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -121,15 +147,25 @@ class TrainStep:
         no_sync = self.model.no_sync() if self.grad_sync and not sync_by_ddp else contextlib.nullcontext()
 
         start = time.perf_counter()
-        with no_sync:
-            with torch.set_grad_enabled(bool(active)), self._autocast():
-                output = self._batch_output(batch_fn)
-            losses = _scalar_floats(output)
-            forward_end = time.perf_counter()
-            for index, optim_sche in enumerate(active):
-                optim_sche.backward(output, retain_graph=index < len(active) - 1, scaler=self.scaler)
-            del output
-            self._synchronize()
+        compiling = self.compiled.status["active"]
+        pending = compiling and any(p.grad is not None for o in active for p in o.params)
+        try:
+            losses, forward_end = self._forward_backward(batch_fn, active, no_sync)
+        except Exception as error:  # noqa: BLE001 - only compile failures are caught
+            if not (compiling and is_compile_error(error)):
+                raise
+            # Backward graphs are compiled at their first backward, so a failure there may leave
+            # this micro-batch's gradients half-made: they are dropped and the micro-batch is run
+            # again, eager. Gradients accumulated from earlier micro-batches of the group go too
+            # (they cannot be told apart), which is said.
+            for optim_sche in active:
+                optim_sche.optimizer.zero_grad(set_to_none=True)
+            if pending:
+                logger.warning("train_conf.compile: the gradients accumulated before micro-batch %d were dropped "
+                               "with the failed compile; this update uses the rest of its group", step_num)
+            self.compiled.fall_back(error)
+            start = time.perf_counter()
+            losses, forward_end = self._forward_backward(batch_fn, active, no_sync)
         backward_end = time.perf_counter()
 
         grad_norms = {}
@@ -158,8 +194,20 @@ class TrainStep:
             skipped={name: o.skipped for name, o in self.optim_sches.items()},
         )
 
+    def _forward_backward(self, batch_fn, active: list, no_sync) -> tuple[dict[str, float], float]:
+        with no_sync:
+            with torch.set_grad_enabled(bool(active)), self._autocast():
+                output = self._batch_output(batch_fn)
+            losses = _scalar_floats(output)
+            forward_end = time.perf_counter()
+            for index, optim_sche in enumerate(active):
+                optim_sche.backward(output, retain_graph=index < len(active) - 1, scaler=self.scaler)
+            del output
+            self._synchronize()
+        return losses, forward_end
+
     def _batch_output(self, batch_fn) -> dict:
-        output = batch_fn(self.model)
+        output = batch_fn(self.compiled)
         if not isinstance(output, dict):
             raise TypeError(f"batch_fn must return a dict of losses, got {type(output).__name__}")
         return output

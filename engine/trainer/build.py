@@ -89,7 +89,7 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     seed_everything(int(config["seed"]))
     model = build_model(config["model"], frontend.output_dim, tokenizer.vocab_size,
                         config["model_conf"], config["encoder_conf"], config["decoder_conf"],
-                        sos_eos_id=tokenizer.sos_eos_id).to(dist_info.device)
+                        sos_eos_id=tokenizer.sos_eos_id, predictor_conf=config["predictor_conf"]).to(dist_info.device)
     num_params = sum(p.numel() for p in model.parameters())
 
     checkpoint_path, state = load_resume_state(run_dir, train_conf)

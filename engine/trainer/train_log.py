@@ -14,10 +14,13 @@ from pathlib import Path
 
 import torch
 
+from engine.trainer.resources import HEALTH_FIELDS, ResourceProbe, figures_from_values
+
 TIMES = ("data_load", "forward", "backward", "optim", "total")
 # Fixed part of a rank's row; the loss terms follow in sorted order.
 ROW_FIELDS = ("updates", "batch_size", *TIMES, "memory_gb", "peak_memory_gb", "acc",
-              "utterances", "frames_real", "frames_padded", "loss_avg_epoch", "acc_avg_epoch", "grad_norm")
+              "utterances", "frames_real", "frames_padded", "loss_avg_epoch", "acc_avg_epoch", "grad_norm",
+              *HEALTH_FIELDS)
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
@@ -96,8 +99,10 @@ class IntervalMeter:
         self.epoch_acc += acc
         self.epoch_updates += 1
 
-    def row(self, device: torch.device) -> tuple[list[float], list[str]]:
-        """This rank's means over the interval as a flat row (for all_gather) and the loss-term names."""
+    def row(self, device: torch.device, probe: ResourceProbe | None = None) -> tuple[list[float], list[str]]:
+        """This rank's means over the interval as a flat row (for all_gather) and the loss-term names.
+
+        ``probe`` adds the rank's resources (NaN where a figure does not exist here)."""
         n = max(1, self.updates)
         used, peak = memory_gb(device)
         names = sorted(self.losses)
@@ -105,6 +110,7 @@ class IntervalMeter:
                self.utterances, self.frames_real, self.frames_padded,
                self.epoch_loss / max(1, self.epoch_updates), self.epoch_acc / max(1, self.epoch_updates),
                self.grad_norm / n]
+        row += probe.row_values() if probe is not None else [math.nan] * len(HEALTH_FIELDS)
         row += [self.losses[name] / n for name in names]
         return row, names
 
@@ -114,6 +120,9 @@ def rank_rows(rows: list[list[float]], loss_names: list[str]) -> list[dict]:
     result = []
     for rank, row in enumerate(rows):
         item = dict(zip(ROW_FIELDS, row))
+        for name in HEALTH_FIELDS:  # absent on this rank: not written (docs/contracts.md)
+            del item[name]
+        item.update(figures_from_values(row[len(ROW_FIELDS) - len(HEALTH_FIELDS):len(ROW_FIELDS)]))
         item["rank"] = rank
         item["losses"] = dict(zip(loss_names, row[len(ROW_FIELDS):]))
         item["loss"] = item["losses"].get("loss", float("nan"))
@@ -125,7 +134,7 @@ def rank_rows(rows: list[list[float]], loss_names: list[str]) -> list[dict]:
 
 def train_event_fields(rows: list[dict], *, epoch: int, step: int, batch: int, batches_per_epoch: int,
                        lrs: dict[str, float], grad_norms: dict[str, float], elapsed_s: float,
-                       frame_shift_ms: float) -> dict:
+                       frame_shift_ms: float, skipped: dict[str, int] | None = None) -> dict:
     """The ``train`` event: means over ranks, totals for throughput, and the per-rank table."""
     world = len(rows)
     loss_names = rows[0]["losses"].keys()
@@ -147,10 +156,12 @@ def train_event_fields(rows: list[dict], *, epoch: int, step: int, batch: int, b
         "throughput": utterances / elapsed_s,
         "audio_seconds_per_second": real * frame_shift_ms / 1000.0 / elapsed_s,
         "padding_ratio": 1.0 - real / padded if padded else 0.0,
+        "skipped": dict(skipped or {}),
         "ranks": [
             {"rank": r["rank"], "loss": r["loss"], "batch_size": r["batch_size"],
              **{f"{t}_s": r[t] for t in TIMES}, "memory_mb": r["memory_gb"] * 1024,
-             "peak_memory_mb": r["peak_memory_gb"] * 1024}
+             "peak_memory_mb": r["peak_memory_gb"] * 1024,
+             **{name: r[name] for name in HEALTH_FIELDS if name in r}}
             for r in rows
         ],
     }

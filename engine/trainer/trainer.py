@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from engine.checkpoint import save_checkpoint
 from engine.checkpoint.manager import relative_path
+from engine.trainer.resources import probe_for
 from engine.trainer.resume import LATEST, Position, pending_gradients, training_state
 from engine.trainer.rng import capture_rng_state
 from engine.trainer.train_log import IntervalMeter, funasr_line, rank_rows, train_event_fields
@@ -53,6 +54,8 @@ class Trainer:
         self.last_valid: tuple[int, dict] | None = None
         self.lrs: dict[str, float] = {}
         self.grad_norms: dict[str, float] = {}
+        self.skipped: dict[str, int] = {}
+        self.resources = probe_for(self.dist.device)
         self.stop_reason = ""
         self.train_data_event: dict | None = None  # the start's ``data`` event of the train split
         self.pending_skips: list[dict] = []  # utterances this rank could not load since the last report
@@ -105,6 +108,7 @@ class Trainer:
             times = {"data_load": data_load_s, "forward": result.forward_s, "backward": result.backward_s,
                      "optim": result.optim_s, "total": time.perf_counter() - tick}
             self.meter.add(result.losses, _total_grad_norm(result.grad_norms), batch, times)
+            self.skipped = result.skipped
             if not result.updated:
                 continue
             self.pos.step += 1
@@ -138,7 +142,7 @@ class Trainer:
     def log_train(self) -> None:
         """Gather every rank's interval means to rank 0: one ``train`` event, one FunASR line per rank."""
         self.report_skips()
-        row, loss_names = self.meter.row(self.dist.device)
+        row, loss_names = self.meter.row(self.dist.device, self.resources)
         rows = rank_rows(all_gather_rows(row, self.dist.device), loss_names)
         elapsed = time.perf_counter() - self.interval_start
         self.meter.reset()
@@ -147,7 +151,11 @@ class Trainer:
             return
         fields = train_event_fields(rows, epoch=self.pos.epoch, step=self.pos.step, batch=self.sampler.consumed,
                                     batches_per_epoch=len(self.sampler), lrs=self.lrs, grad_norms=self.grad_norms,
-                                    elapsed_s=elapsed, frame_shift_ms=self.config["frontend_conf"]["frame_shift"])
+                                    elapsed_s=elapsed, frame_shift_ms=self.config["frontend_conf"]["frame_shift"],
+                                    skipped=self.skipped)
+        compile_status = self.train_step.compile_status
+        if compile_status["requested"]:
+            fields["compile"] = compile_status
         self.events.write("train", **fields)
         first_lr = next(iter(self.lrs.values()), float("nan"))
         for item in rows:

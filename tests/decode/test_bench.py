@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.decode.search import MODES
+from engine.decode.modes import supported_modes
+
+MODES = supported_modes("conformer")
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "decode.py"
 

@@ -5,7 +5,9 @@ import json
 import pytest
 
 from engine.decode.cli import main
-from engine.decode.search import MODES
+from engine.decode.modes import supported_modes
+
+MODES = supported_modes("conformer")
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,11 @@ import torch
 from engine.decode.attention_search import attention_beam_search, attention_rescoring
 from engine.decode.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from engine.decode.scoring import ErrorCounts, error_counts
-from engine.decode.search import MODES, decode_batch
+from engine.decode.modes import supported_modes
+from engine.decode.search import decode_batch
 from engine.models import build_model
+
+MODES = supported_modes("conformer")
 
 
 def peaky_log_probs(batch, frames, vocab, seed):

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from engine.config import DEFAULTS, flatten
-from engine.events import EVENT_FIELDS, RANK_FIELDS
+from engine.events import EVENT_FIELDS, RANK_FIELDS, RANK_HEALTH_FIELDS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "contracts.md"
 
@@ -23,3 +23,4 @@ def test_every_event_and_field_is_documented():
         missing = [f for f in fields if f"`{f}`" not in rows[event]]
         assert missing == [], f"{event}: fields {missing} missing from its row in {DOC}"
     assert all(f"`{field}`" in text for field in RANK_FIELDS)
+    assert [f for f in RANK_HEALTH_FIELDS if f"`{f}`" not in text] == []

@@ -60,6 +60,10 @@ def test_events_follow_the_contract(tiny_run):
         assert set(event["losses"]) == {"loss", "loss_att", "loss_ctc"} and math.isfinite(event["loss"])
         assert 0.0 <= event["padding_ratio"] < 1.0 and event["throughput"] > 0
         assert len(event["ranks"]) == 1 and event["ranks"][0]["total_s"] >= event["ranks"][0]["forward_s"]
+        # the rank's resources on a CPU: RSS and CPU percent from /proc, no GPU figure
+        row = event["ranks"][0]
+        assert row["rss_mb"] > 50 and row["cpu_percent"] >= 0 and "gpu_util" not in row
+        assert event["skipped"] == {"main": 0}
     # warmuplr rises through its 10 warm-up steps
     assert train[0]["lr"]["main"] < train[3]["lr"]["main"]
 

@@ -90,6 +90,18 @@ def test_latest_state_is_the_newest_save_even_after_a_stop(tmp_path):
     run.close()
 
 
+class ResumeRecorder(AsrTuiApp):
+    """The app, recording ResumeRequested instead of launching the resume."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.posted: list[ResumeRequested] = []
+
+    def on_resume_requested(self, message: ResumeRequested) -> None:
+        message.prevent_default()  # AsrTuiApp's own handler would launch a real resume
+        self.posted.append(message)
+
+
 async def open_checkpoints(pilot, app, run_dir):
     app.push_screen(CheckpointsScreen(run_dir))
     await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen) and app.screen.checkpoints)
@@ -175,13 +187,8 @@ async def test_failed_average_shows_its_error(tmp_path, fake_tools):
 
 async def test_resume_key_posts_resume_for_selected(tmp_path):
     run = finished_run(tmp_path)
-    posted = []
-
-    class Recording(AsrTuiApp):
-        def on_resume_requested(self, message: ResumeRequested) -> None:
-            posted.append(message)
-
-    app = Recording(runs_root=tmp_path)
+    app = ResumeRecorder(runs_root=tmp_path)
+    posted = app.posted
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_checkpoints(pilot, app, run.run_dir)
         screen.query_one("#ckpt-table", DataTable).move_cursor(row=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from asr_tui import presets_store
 from asr_tui.presets_store import (
     MISSING, PresetError, config_diff, list_presets, load_preset, preset_path_for, save_preset,
 )
+from engine.config import CHOICES, read_yaml
 
 
 @pytest.fixture
@@ -104,5 +106,12 @@ def test_every_shipped_preset_loads():
     shipped = [p for p in list_presets(user_dir=Path("/nonexistent")) if p.source == "shipped"]
     assert shipped
     for preset in shipped:
+        model = read_yaml(preset.path).get("model")
+        if model not in CHOICES["model"] and not Path(model).is_dir():
+            # A fine-tuning preset names the model directory another preset's run exports
+            # (paraformer-finetune: exp/paraformer-demo/export); until it exists, the error names it.
+            with pytest.raises(PresetError, match=re.escape(model)):
+                load_preset(preset.path)
+            continue
         config = load_preset(preset.path)
         assert config["optim_sches"], preset.path

@@ -44,3 +44,23 @@ def test_problems_are_counted_and_named(lists):
 def test_a_failing_check_says_why(tmp_path):
     with pytest.raises(RuntimeError, match="nope.jsonl"):
         run_stats([str(tmp_path / "nope.jsonl")])
+
+
+def test_token_inventory_and_oov_rate_against_the_training_list(lists, tmp_path):
+    train = lists[0]
+    entries = [json.loads(line) for line in train.read_text(encoding="utf-8").splitlines()[:3]]
+    for entry in entries:
+        entry["source"] = str(train.parent / entry["source"])
+    english = sorted({w for e in map(json.loads, train.read_text(encoding="utf-8").splitlines())
+                      for w in e["target"].split() if w.isascii() and w.isalpha()})
+    new_words = [english[0] + english[1], english[1] + english[0]]  # unseen words of seen letters
+    entries[0]["target"] = " ".join(new_words)
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries), encoding="utf-8")
+    words = run_stats([str(test)], tokenizer_conf={"type": "char", "english": "word"}, vocab_from=[str(train)])
+    assert words["token_unit"] == "word" and words["vocabulary"]["oov_tokens"] >= 2
+    assert set(new_words) <= set(words["vocabulary"]["oov_examples"])
+    assert "OOV" in str(summary_line("test", words)) and "word units" in str(summary_line("test", words))
+    letters = run_stats([str(test)], vocab_from=[str(train)])
+    assert letters["token_unit"] == "letter" and letters["distinct_tokens"] > 0
+    assert letters["vocabulary"]["oov_tokens"] < words["vocabulary"]["oov_tokens"]
