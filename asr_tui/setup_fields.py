@@ -8,7 +8,7 @@ Keys are ``engine.config`` dotted keys; choices come from ``engine.config.CHOICE
 from __future__ import annotations
 
 from asr_tui.widgets.form_fields import (
-    FieldSpec, devices, integer, mapping, number, number_list, optional_path, path_list, text,
+    FieldSpec, devices, init_param_spec, integer, mapping, number, number_list, path_list, text,
 )
 from engine.config import CHOICES
 
@@ -71,8 +71,9 @@ TRAINING_FIELDS = (
               placeholder="no clipping"),
     FieldSpec("train_conf.use_fp16", "use_fp16", kind="switch"),
     FieldSpec("train_conf.use_bf16", "use_bf16", kind="switch"),
-    FieldSpec("train_conf.init_param", "init_param", optional_path(), placeholder="start from random weights",
-              help="a checkpoint to initialise the model from (fine-tuning)"),
+    FieldSpec("train_conf.init_param", "init_param", init_param_spec(), placeholder="start from random weights",
+              help="a checkpoint to initialise the model from (fine-tuning); PATH:SRC:DST:EXCLUDE,... filters keys "
+                   "(e.g. model.pt:::ctc.ctc_lo,decoder.output_layer,decoder.embed re-initialises the output layers)"),
     FieldSpec("train_conf.ft_factor", "ft_factor", number(minimum=0.0, exclusive_min=True),
               help="scales every lr (fine-tuning)"),
     FieldSpec("seed", "seed", integer(minimum=0)),

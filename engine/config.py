@@ -18,6 +18,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from engine.funasr.config_map import FunASRConfigError
+from engine.funasr.model_dir import expand_model_dir, looks_like_path, read_model_dir
 from engine.data.speed import check_speed_factors
 from engine.provenance import Provenance, key_lines
 from engine.optim_sche.conf import FUNASR_OPTIM_KEYS, WARMUP_FROM_CHOICES, OptimConfError, entry_kwargs, normalise_optim_conf
@@ -44,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "specaug_conf": {},
     "tokenizer_conf": {"type": "char"},
     "model": "conformer",
+    # Set when the experiment started from a FunASR model directory (``model: DIR``, engine.funasr).
+    "model_dir": None,
     "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1, "length_normalized_loss": False},
     "encoder_conf": {},
     "decoder_conf": {},
@@ -116,7 +120,8 @@ OPEN_SECTIONS = {"specaug_conf", "tokenizer_conf", "model_conf", "encoder_conf",
 
 # Keys whose default is null (or whose type the default does not show), with the types they take.
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "train_conf.init_param": (str, type(None)),
+    "train_conf.init_param": (str, list, type(None)),
+    "model_dir": (str, type(None)),
     "train_conf.resume_from": (str, type(None)),
     "train_conf.grad_clip": (float, int, type(None)),
     "dataset_conf.max_source_length": (int, type(None)),
@@ -293,6 +298,12 @@ def check_config(config: dict) -> list[ConfigIssue]:
         if key not in DEFAULTS:
             issues.append(ConfigIssue(key, "unknown key"))
             continue
+        if key == "model" and looks_like_path(value):  # a FunASR model directory
+            try:
+                read_model_dir(value)
+            except FunASRConfigError as exc:
+                issues.append(ConfigIssue("model", str(exc)))
+            continue
         default = DEFAULTS[key]
         if key == "optim_sches":
             _check_optim_sches(value, config.get("train_conf"), issues)
@@ -394,6 +405,11 @@ def validate_config(user: dict, source: str = "<config>", provenance: Provenance
         key, _, message = str(exc).partition(": ")
         issue = ConfigIssue(key, message)
         raise ConfigError(format_issues([issue], provenance), [issue]) from None
+    if looks_like_path(user.get("model")):
+        try:  # ``model: DIR``: a FunASR model directory gives the architecture, tokens, CMVN and weights
+            user = expand_model_dir(user, source)
+        except FunASRConfigError as exc:
+            raise ConfigError(str(exc), [ConfigIssue("model", str(exc))]) from None
     config = deep_merge(DEFAULTS, {k: v for k, v in user.items() if k != "optim_sches"})
     if "optim_sches" in user:
         config["optim_sches"] = user["optim_sches"]

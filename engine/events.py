@@ -42,6 +42,13 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "error": ("rank", "message", "traceback"),
 }
 
+#: Optional fields readers rely on when present (checked for type by validate_event).
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    # init_param: the weights loaded from train_conf.init_param (the init_param event's fields);
+    # model_dir: the FunASR model directory the run started from (``model: DIR``)
+    "start": ("init_param", "model_dir"),
+}
+
 #: Required fields of each row of a ``train`` event's ``ranks`` list (times in seconds).
 RANK_FIELDS: tuple[str, ...] = (
     "rank", "loss", "batch_size", "data_load_s", "forward_s", "backward_s", "optim_s", "total_s",
@@ -64,6 +71,8 @@ _FIELD_TYPES: dict[tuple[str, str], tuple[type, ...]] = {
     ("start", "steps_per_epoch"): (int,),
     ("start", "max_epoch"): (int,),
     ("start", "config"): (dict,),
+    ("start", "init_param"): (dict,),
+    ("start", "model_dir"): (str,),
     ("data", "lists"): (list,),
     ("data", "utterances"): (int,),
     ("data", "hours"): _NUMBER,
@@ -114,9 +123,11 @@ def validate_event(obj: Any) -> list[str]:
     stamp = obj.get("time")
     if isinstance(stamp, bool) or not isinstance(stamp, _NUMBER):
         problems.append("missing or non-numeric 'time'")
-    for field in EVENT_FIELDS.get(name, ()) if isinstance(name, str) else ():
+    optional = OPTIONAL_FIELDS.get(name, ()) if isinstance(name, str) else ()
+    for field in (EVENT_FIELDS.get(name, ()) if isinstance(name, str) else ()) + optional:
         if field not in obj:
-            problems.append(f"{name}: missing field '{field}'")
+            if field not in optional:
+                problems.append(f"{name}: missing field '{field}'")
             continue
         expected = _FIELD_TYPES.get((name, field))
         value = obj[field]

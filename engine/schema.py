@@ -124,6 +124,10 @@ MODEL_CONF_SCHEMA: dict[str, Field] = {
     "ctc_weight": Num(0.0, 1.0),
     "lsm_weight": Num(minimum=0.0, below=1.0),
     "length_normalized_loss": BOOL,
+    # FunASR's names: the start and end token ids (a model directory's config.yaml sets them;
+    # unset, the tokenizer's </s> serves as both)
+    "sos": Field((int, NONE), minimum=0),
+    "eos": Field((int, NONE), minimum=0),
 }
 
 TOKENIZER_SCHEMAS: dict[str, dict[str, Field]] = {
@@ -140,11 +144,50 @@ SPECAUG_SCHEMA: dict[str, Field] = {
     "time_warp_window": Int(0),
 }
 
+# Paraformer: FunASR's section keys (SANMEncoder, ParaformerSANMDecoder, CifPredictorV2, Paraformer),
+# with the values engine/models/ supports.
+def Only(*values: Any) -> Field:  # noqa: N802
+    """A setting FunASR has that the engine supports at these values alone (None: may be null)."""
+    types = {NONE if value is None else type(value) for value in values}
+    if float in types:
+        types.add(int)
+    return Field(tuple(types), choices=tuple(value for value in values if value is not None))
+
+
+SANM_ENCODER_SCHEMA: dict[str, Field] = {
+    "output_size": Int(1), "attention_heads": Int(1), "linear_units": Int(1), "num_blocks": Int(1),
+    "dropout_rate": DROPOUT, "positional_dropout_rate": DROPOUT, "attention_dropout_rate": DROPOUT,
+    "input_layer": Only("pe", None), "pos_enc_class": Only("SinusoidalPositionEncoder"),
+    "normalize_before": BOOL, "kernel_size": Int(1), "sanm_shfit": Int(0),
+    "selfattention_layer_type": Only("sanm"), "concat_after": Only(False), "positionwise_layer_type": Only("linear"),
+}
+PARAFORMER_DECODER_SCHEMA: dict[str, Field] = {
+    "attention_heads": Int(1), "linear_units": Int(1), "num_blocks": Int(1), "dropout_rate": DROPOUT,
+    "positional_dropout_rate": DROPOUT, "self_attention_dropout_rate": DROPOUT, "src_attention_dropout_rate": DROPOUT,
+    "att_layer_num": Int(1), "kernel_size": Int(1), "sanm_shfit": Field((int, NONE), minimum=0),
+    "normalize_before": Only(True), "input_layer": Only("embed"), "use_output_layer": Only(True),
+    "concat_after": Only(False),
+}
+CIF_PREDICTOR_SCHEMA: dict[str, Field] = {
+    "idim": Int(1), "l_order": Int(0), "r_order": Int(0), "threshold": Only(1.0), "dropout": DROPOUT,
+    "smooth_factor": Num(minimum=0.0), "noise_threshold": Num(minimum=0.0), "tail_threshold": Num(minimum=0.0),
+    "tail_mask": BOOL,
+}
+PARAFORMER_MODEL_CONF_SCHEMA: dict[str, Field] = {
+    "ctc_weight": Num(minimum=0.0, below=1.0), "lsm_weight": Num(minimum=0.0, below=1.0),
+    "length_normalized_loss": BOOL, "predictor_weight": Num(minimum=0.0), "predictor_bias": Only(0, 1),
+    "sampling_ratio": Num(0.0, 1.0), "sos": Field((int, NONE), minimum=0), "eos": Field((int, NONE), minimum=0),
+    "blank_id": Int(0), "ignore_id": Only(-1), "share_embedding": Only(False), "use_1st_decoder_loss": Only(False),
+}
+
 # section -> (the top-level key that selects the component, or None) -> {selector value: schema}.
 SECTION_SCHEMAS: dict[str, tuple[str | None, dict[str, dict[str, Field]]]] = {
-    "encoder_conf": ("model", ENCODER_SCHEMAS),
-    "decoder_conf": ("model", {"conformer": DECODER_SCHEMA, "transformer": DECODER_SCHEMA}),
-    "model_conf": ("model", {"conformer": MODEL_CONF_SCHEMA, "transformer": MODEL_CONF_SCHEMA}),
+    "encoder_conf": ("model", {**ENCODER_SCHEMAS, "paraformer": SANM_ENCODER_SCHEMA}),
+    "decoder_conf": ("model", {"conformer": DECODER_SCHEMA, "transformer": DECODER_SCHEMA,
+                               "paraformer": PARAFORMER_DECODER_SCHEMA}),
+    "model_conf": ("model", {"conformer": MODEL_CONF_SCHEMA, "transformer": MODEL_CONF_SCHEMA,
+                             "paraformer": PARAFORMER_MODEL_CONF_SCHEMA}),
+    "predictor_conf": ("model", {"paraformer": CIF_PREDICTOR_SCHEMA}),
     "tokenizer_conf": ("tokenizer_conf.type", TOKENIZER_SCHEMAS),
     "specaug_conf": (None, {"": SPECAUG_SCHEMA}),
 }

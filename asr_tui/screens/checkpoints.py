@@ -46,6 +46,7 @@ class CheckpointsScreen(Screen):
         Binding("a", "average", "Average marked"),
         Binding("d", "decode", "Decode"),
         Binding("r", "resume", "Resume from here"),
+        Binding("x", "export", "Export model dir"),
         Binding("b", "mark_nbest", "Mark n-best"),
         Binding("g", "reload", "Reload"),
     ]
@@ -203,6 +204,40 @@ class CheckpointsScreen(Screen):
             return
         self.app.push_screen(ConfirmScreen(question, yes="Average"), answered)
 
+    # Exporting a FunASR model directory.
+
+    def _selected_when_idle(self) -> CheckpointInfo | None:
+        """The selected checkpoint, or None (told why) while a job runs or nothing is selected."""
+        if self.busy:
+            self.notify("a job is already running", severity="warning")
+            return None
+        ckpt = self.selected()
+        if ckpt is None:
+            self.notify("no checkpoint selected", severity="warning")
+        return ckpt
+
+    def action_export(self) -> None:
+        ckpt = self._selected_when_idle()
+        if ckpt is None:
+            return
+        out = self.run_dir / "export" / ckpt.name
+        question = (f"Export {ckpt.name} as a FunASR model directory into {out}?\n"
+                    "(config.yaml, model.pt, am.mvn, tokens.json, configuration.json: funasr.AutoModel loads it)")
+        if out.exists():
+            question += f"\n{out} exists: its files will be replaced."
+        try:
+            argv = tool_argv("asr-average", "--run", str(self.run_dir), "--export-only", str(ckpt.path),
+                             "--export", str(out))
+        except ToolError as exc:
+            self.notify(str(exc), severity="error")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run_tool(argv, self.run_dir / "export.log", f"exporting {ckpt.name} → {out}", decode_dir=None)
+
+        self.app.push_screen(ConfirmScreen(question, yes="Export"), answered)
+
     # Decoding.
 
     def _default_test_list(self) -> str:
@@ -213,12 +248,8 @@ class CheckpointsScreen(Screen):
         return ""
 
     def action_decode(self) -> None:
-        if self.busy:
-            self.notify("a job is already running", severity="warning")
-            return
-        ckpt = self.selected()
+        ckpt = self._selected_when_idle()
         if ckpt is None:
-            self.notify("no checkpoint selected", severity="warning")
             return
         record_cwd = self._run_cwd()
 

@@ -25,7 +25,7 @@ from textual.containers import Horizontal
 from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Header, Label, Select, Static, TabbedContent, TabPane
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static, TabbedContent, TabPane
 
 from asr_tui.command import command_text, distributed_conf, port_is_free
 from asr_tui.messages import LaunchRequested, NodeScriptsRequested
@@ -35,12 +35,15 @@ from asr_tui.setup_fields import MODEL_FIELDS, PREVIEW_STEPS, TAB_FIELDS, TABS, 
 from asr_tui.widgets.form_data_check import DataCheck
 from asr_tui.widgets.form_fields import FieldSpec, FormField, get_dotted, pop_dotted, set_dotted
 from asr_tui.widgets.form_file_picker import FilePickerScreen
+from asr_tui.widgets.form_model_dir import FINETUNE_SUGGESTIONS, LOCKED_KEYS, ModelDirPicker
 from asr_tui.widgets.form_optim_sche import OptimScheEditor
 from asr_tui.widgets.lr_preview import LrPreview
 from asr_tui.widgets.setup_optim_tab import OptimTab
 from asr_tui.widgets.setup_run_tab import RunTab
 from asr_tui.widgets.setup_tab import SetupTab
-from engine.config import DEFAULTS, LIST_KEYS, ConfigError, ConfigIssue, check_config, deep_merge, validate_config
+from engine.config import (
+    CHOICES, DEFAULTS, LIST_KEYS, ConfigError, ConfigIssue, check_config, deep_merge, validate_config,
+)
 
 
 @dataclass
@@ -88,6 +91,8 @@ class SetupScreen(Screen):
         self._status_text = ""
         # Set when a tab's body is mounted (the first tab is composed, the others are Lazy).
         self._tab_ready: dict[str, asyncio.Event] = {tab: asyncio.Event() for tab, _ in TABS}
+        # The architecture fields are the chosen model directory's (asr_tui.widgets.form_model_dir).
+        self._model_dir_locked = False
 
     # ---- layout -----------------------------------------------------------------------------
 
@@ -112,6 +117,8 @@ class SetupScreen(Screen):
             return RunTab("run", ready=ready)
         widgets: list[Widget] = []
         if tab == "model":
+            model = self.config.get("model")
+            widgets.append(ModelDirPicker(model if model not in CHOICES["model"] else None, id="model-dir"))
             widgets.append(Horizontal(
                 Label("model preset", classes="form-label"),
                 Select(self._model_preset_options(), prompt="copy the model of a preset…", id="model-preset",
@@ -131,6 +138,7 @@ class SetupScreen(Screen):
         event.stop()
         if event.tab == "optim":
             self._sync_optim_sches()
+        self._show_config_in(event.tab)
         self._config_changed()
 
     def _fields(self, specs: tuple[FieldSpec, ...]) -> list[FormField]:
@@ -314,6 +322,68 @@ class SetupScreen(Screen):
             if form_field is not None and form_field.error is None:
                 form_field.set_config_error(event.error)
                 self._refresh_run_tab()
+
+    # ---- start from a model directory (asr_tui.widgets.form_model_dir) ----------------------
+
+    @on(ModelDirPicker.BrowseRequested)
+    def _browse_model_dir(self, event: ModelDirPicker.BrowseRequested) -> None:
+        def picked(path: Path | None) -> None:
+            if path is not None:
+                event.picker.choose(str(path.parent))
+
+        self.app.push_screen(FilePickerScreen(None, suffixes=(".yaml",),
+                                              title="Pick the model directory's config.yaml"), picked)
+
+    @on(ModelDirPicker.Chosen)
+    def _model_dir_chosen(self, event: ModelDirPicker.Chosen) -> None:
+        """Lock the architecture fields to the directory's values (shown), or unlock them."""
+        event.stop()
+        summary = event.summary
+        if summary is None and event.error is None:  # cleared
+            self.config["model"] = DEFAULTS["model"]
+            self.call_after_refresh(self._lock_fields, {"model": DEFAULTS["model"]}, False)
+        elif summary is None:
+            self.config["model"] = event.picker.query_one(Input).value.strip()  # the check shows the error
+        else:
+            self.config["model"] = str(summary.path)
+            values = dict(summary.values)
+            for key, value in FINETUNE_SUGGESTIONS.items():
+                if get_dotted(self.config, key) == get_dotted(DEFAULTS, key):  # only where not chosen already
+                    values[key] = value
+            self.call_after_refresh(self._lock_fields, values, True)
+        self._config_changed()
+
+    def _lock_fields(self, values: dict, locked: bool) -> None:
+        self._model_dir_locked = locked
+        for key, value in values.items():
+            form_field = self.field_for(key)
+            if form_field is None:  # a tab not mounted yet: it shows the config when it is
+                set_dotted(self.config, key, value)
+                continue
+            if key != "model":  # the model select shows the directory; its value is not an engine name
+                form_field.set_value(value)
+        self._show_locks(LOCKED_KEYS)
+        self._config_changed()
+
+    def _show_locks(self, keys) -> None:
+        for key in keys:
+            form_field = self.field_for(key)
+            if form_field is not None and key in LOCKED_KEYS:
+                form_field.editor.disabled = self._model_dir_locked
+                form_field.set_class(self._model_dir_locked, "-locked")
+
+    def _show_config_in(self, tab: str) -> None:
+        """A Lazy tab's fields were built with the config of the screen's start: show what it
+        holds now (a model directory chosen before the tab mounted sets its keys) and its locks."""
+        keys = [spec.key for spec in TAB_FIELDS.get(tab, ())]
+        for key in keys:
+            form_field = self.field_for(key)
+            if form_field is None or key == "model":
+                continue
+            value = get_dotted(self.config, key, form_field.spec.default)
+            if value != form_field.value:
+                form_field.set_value(value)
+        self._show_locks(keys)
 
     # ---- data lists -------------------------------------------------------------------------
 

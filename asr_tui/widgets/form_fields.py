@@ -134,6 +134,23 @@ def optional_path(must_exist: bool = True) -> Parser:
     return parse
 
 
+def init_param_spec() -> Parser:
+    """``train_conf.init_param``: ``PATH[:SRC[:DST[:EXCLUDE,...]]]`` (the key filter, docs/funasr.md);
+    the checkpoint file must exist."""
+    def parse(raw: str) -> str | None:
+        value = raw.strip()
+        if not value:
+            return None
+        path, *rest = value.split(":")
+        if len(rest) > 3:
+            raise ValueError("expected PATH[:SRC[:DST[:EXCLUDE,...]]]")
+        if not Path(path).expanduser().is_file():
+            raise ValueError(f"no such file: {path}")
+        return value
+
+    return parse
+
+
 def number_list(length: int | None = None, optional: bool = False, total: float | None = None,
                 minimum: float | None = None, maximum: float | None = None) -> Parser:
     """Comma-separated numbers (betas, phase_ratio), optionally of a fixed length or sum."""

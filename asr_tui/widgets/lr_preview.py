@@ -184,7 +184,9 @@ class LrPreview(Vertical):
                 except Exception:  # noqa: BLE001 - a schedule the engine refuses: lr_curve names its key
                     total_steps = FALLBACK_STEPS
             steps = min(total_steps, MAX_PREVIEW_STEPS)
-            curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad), None
+            # train_conf.ft_factor scales every lr (fine-tuning), as in training
+            ft_factor = float((train_conf or {}).get("ft_factor") or 1.0)
+            curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad, ft_factor=ft_factor), None
         except Exception as exc:  # any bad combination of values is shown, never raised into the UI
             curves, error = {}, str(exc) or type(exc).__name__
             total_steps = total_steps or 0

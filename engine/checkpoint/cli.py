@@ -41,11 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     choice.add_argument("--last", type=int, metavar="N", help="average the N newest checkpoints")
     choice.add_argument("--checkpoints", nargs="+", type=Path, metavar="P",
                         help="average exactly these checkpoint files (in the run or elsewhere)")
+    choice.add_argument("--export-only", type=Path, metavar="CHECKPOINT",
+                        help="average nothing: write --export MODEL_DIR from this checkpoint or average as it is")
     parser.add_argument("--metric", choices=METRICS, help="validation metric recorded at save time "
                         "for --num (default: the run's avg_keep_nbest_models_type)")
     parser.add_argument("--out", type=Path, help="output file (default: RUN/model.pt.avg{N})")
     parser.add_argument("--export", type=Path, metavar="MODEL_DIR",
-                        help="also write a loadable model directory with the averaged weights")
+                        help="also write a FunASR model directory (funasr.AutoModel loads it) with the "
+                        "averaged weights")
     parser.add_argument("--list", action="store_true",
                         help="only show the checkpoints and mark the ones that would be averaged")
     return parser
@@ -132,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value < 1:
             parser.error(f"--{option} must be at least 1, not {value}")
     torch.set_num_threads(usable_cpus())
+    if args.export_only is not None:
+        if args.export is None:
+            parser.error("--export-only needs --export MODEL_DIR")
+        checkpoint = args.export_only if args.export_only.exists() else run_dir / args.export_only
+        return export(run_dir, args.export, checkpoint)
 
     settings = run_settings(run_dir)
     try:
@@ -164,14 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"averaged {len(result.sources)} checkpoints ({how}) into {result.path}")
 
     if args.export:
-        from engine.decode.model_dir import ModelLoadError, export_model_dir  # only when asked
+        return export(run_dir, args.export, result.path)
+    return 0
 
-        try:
-            exported = export_model_dir(run_dir, args.export, checkpoint=result.path)
-        except (ModelLoadError, CheckpointError, OSError) as error:
-            print(f"asr-average: error: export to {args.export} failed: {error}", file=sys.stderr)
-            return 1
-        print(f"exported a model directory to {exported}")
+
+def export(run_dir: Path, out_dir: Path, checkpoint: Path) -> int:
+    """Write the FunASR model directory ``out_dir`` from ``checkpoint`` of the run."""
+    from engine.decode.model_dir import ModelLoadError, export_model_dir  # only when asked
+
+    try:
+        exported = export_model_dir(run_dir, out_dir, checkpoint=checkpoint)
+    except (ModelLoadError, CheckpointError, OSError) as error:
+        print(f"asr-average: error: export to {out_dir} failed: {error}", file=sys.stderr)
+        return 1
+    print(f"exported {checkpoint.name} as a FunASR model directory to {exported}")
     return 0
 
 

@@ -73,9 +73,9 @@ def scp2jsonl_main(argv: list[str] | None = None) -> int:
                             "Join Kaldi tables (wav.scp, text) into a FunASR jsonl list.")
     try:
         report = scp_to_jsonl(args.scp_file_list, args.data_type_list, args.jsonl_file_out, strict=args.strict)
-    except DataError as error:
+    except DataError as error:  # a bad list or argument: a user error
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
     return _finish(report)
 
 
@@ -86,9 +86,9 @@ def jsonl2scp_main(argv: list[str] | None = None) -> int:
                             "Split a FunASR jsonl list into Kaldi tables (wav.scp, text).")
     try:
         report = jsonl_to_scp(args.jsonl_file_in, args.scp_file_list, args.data_type_list, strict=args.strict)
-    except DataError as error:
+    except DataError as error:  # a bad list or argument: a user error
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
     return _finish(report)
 
 
@@ -207,9 +207,9 @@ def _stats_command(args) -> int:
     try:
         result, report = list_stats(args.lists, strict=args.strict, progress=not args.json, check_audio=check_audio,
                                     tokenizer_conf=args.tokenizer_conf, vocab_from=args.vocab_from)
-    except DataError as error:
+    except DataError as error:  # a bad list or argument: a user error
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
     stats = result["stats"]
     document = {**stats, "lists": list(args.lists), "problems": [p.to_dict() for p in report.problems]}
     if check_audio:

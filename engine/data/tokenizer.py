@@ -70,7 +70,10 @@ class CharTokenizer:
 
     def __init__(self, token_list: list[str], english: str = DEFAULT_ENGLISH):
         if token_list[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
-            raise ValueError(f"token list must start with {SPECIAL_TOKENS}, got {token_list[:4]}")
+            # A FunASR model's list (<blank> first, <unk> anywhere, often last): ids as listed.
+            if not token_list or token_list[0] != "<blank>" or "<unk>" not in token_list:
+                raise ValueError(f"token list must start with {SPECIAL_TOKENS} (or, as FunASR's, with <blank> "
+                                 f"and hold <unk>), got {token_list[:4]}")
         if english not in ENGLISH_UNITS:
             raise ValueError(f"tokenizer_conf.english must be 'letter' or 'word', got {english!r}")
         self.token_list = list(token_list)
@@ -82,8 +85,19 @@ class CharTokenizer:
 
     vocab_size = property(lambda self: len(self.token_list))
     blank_id = BLANK_ID
-    sos_eos_id = SOS_EOS_ID
-    unk_id = UNK_ID
+
+    @property
+    def unk_id(self) -> int:
+        return self.token_to_id["<unk>"]
+
+    @property
+    def sos_eos_id(self) -> int:
+        """</s> (id 2 in the engine's lists); a FunASR list without it: the last id, FunASR's default."""
+        return self.token_to_id.get("</s>", len(self.token_list) - 1)
+
+    @property
+    def special_ids(self) -> set[int]:
+        return {self.token_to_id[t] for t in ("<blank>", "<s>", "</s>") if t in self.token_to_id}
 
     def tokens(self, text: str) -> list[str]:
         units = split_units(text)
@@ -100,10 +114,12 @@ class CharTokenizer:
         return tokens
 
     def encode(self, text: str) -> list[int]:
-        return [self.token_to_id.get(token, UNK_ID) for token in self.tokens(text)]
+        unk = self.unk_id
+        return [self.token_to_id.get(token, unk) for token in self.tokens(text)]
 
     def decode(self, ids) -> str:
-        tokens = [self.token_list[int(i)] for i in ids if int(i) >= UNK_ID]
+        special = self.special_ids
+        tokens = [self.token_list[int(i)] for i in ids if int(i) not in special]
         if self.english == "word":
             return join_units(tokens)
         # Letters: glue each run of letters back into a word, "▁" separating words.
@@ -222,11 +238,9 @@ def load_tokenizer(path):
         raise FileNotFoundError(f"{path}: tokenizer file not found")
     if path.suffix == ".model":
         return BpeTokenizer(path.read_bytes())
-    try:
-        tokens = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: token list is not UTF-8: {error}") from error
-    tokens = [line.strip() for line in tokens if line.strip()]
+    from engine.funasr.model_dir import read_token_list  # tokens.txt, or FunASR's tokens.json
+
+    tokens = read_token_list(path)
     english = "letter" if WORD_BOUNDARY in tokens else "word"
     try:
         return CharTokenizer(tokens, english)

@@ -35,16 +35,25 @@ def th_accuracy(logits: torch.Tensor, targets: torch.Tensor, ignore_label: int =
 
 
 class ASRModel(nn.Module):
-    """Encoder + CTC head + attention decoder. blank = 0, sos = eos = ``sos_eos_id`` (default vocab_size-1)."""
+    """Encoder + CTC head + attention decoder. blank = 0; sos/eos = model_conf ``sos``/``eos``, else
+    ``sos_eos_id`` (default vocab_size-1)."""
 
     def __init__(self, vocab_size: int, encoder: nn.Module, decoder: TransformerDecoder, ctc: CTC,
                  ctc_weight: float = 0.5, lsm_weight: float = 0.0, length_normalized_loss: bool = False,
-                 sos_eos_id: int | None = None, ignore_id: int = IGNORE_ID):
+                 sos_eos_id: int | None = None, ignore_id: int = IGNORE_ID, sos: int | None = None,
+                 eos: int | None = None):
         super().__init__()
         if not 0.0 <= ctc_weight <= 1.0:
             raise ValueError(f"model_conf.ctc_weight must be in [0, 1], got {ctc_weight}")
         self.vocab_size = vocab_size
-        self.sos = self.eos = vocab_size - 1 if sos_eos_id is None else sos_eos_id
+        # FunASR's model_conf names sos and eos apart (FunASR models start with <s> and end with
+        # </s>); the engine's own token lists use </s> for both (``sos_eos_id``).
+        default = vocab_size - 1 if sos_eos_id is None else sos_eos_id
+        self.sos = default if sos is None else int(sos)
+        self.eos = default if eos is None else int(eos)
+        for name, value in (("sos", self.sos), ("eos", self.eos)):
+            if not 0 <= value < vocab_size:
+                raise ValueError(f"model_conf.{name} {value} is outside the vocabulary of {vocab_size} tokens")
         self.blank_id = ctc.blank_id
         self.ignore_id = ignore_id
         self.ctc_weight = ctc_weight

@@ -53,10 +53,12 @@ def with_run_length(config: dict, optim_sches: dict, train_conf: dict) -> tuple[
     (engine.data.selection), so the preview's curve is the one the run follows. Nothing is read
     when no schedule needs the run's length.
     """
-    from engine.optim_sche.run_length import any_needs_run_length, resolve_max_update
+    from engine.optim_sche.run_length import any_needs_run_length, needs_run_length, resolve_max_update
 
     if not any_needs_run_length(optim_sches):
         return optim_sches, {}, None
+    first = next(str(name) for name, entry in optim_sches.items() if needs_run_length(entry))
+    key = f"optim_sches.{first}.conf.max_update"  # errors name the field the console shows them beside
     from engine.config import DEFAULTS, deep_merge
     from engine.data.selection import config_batches_per_epoch
 
@@ -64,11 +66,12 @@ def with_run_length(config: dict, optim_sches: dict, train_conf: dict) -> tuple[
     lists = merged.get("train_data_set_list")
     merged["train_data_set_list"] = [lists] if isinstance(lists, str) else list(lists or [])
     if not merged["train_data_set_list"]:
-        raise OptimConfError("max_update: auto is the run's length: give train_data_set_list (or a number)")
+        raise OptimConfError(f"{key}: auto is the run's length: give train_data_set_list (or a number)")
     try:
         batches, _ = config_batches_per_epoch(merged)
     except (ValueError, OSError) as exc:
-        raise OptimConfError(f"max_update: auto: cannot count the run's batches: {exc}") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OptimConfError(f"{key}: auto: cannot count the run's batches ({reason}); give a number") from None
     resolved, values, _ = resolve_max_update(optim_sches, {**merged["train_conf"], **train_conf}, batches)
     return resolved, values, batches
 

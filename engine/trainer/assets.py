@@ -58,11 +58,14 @@ def _copy_from_init_model(config: dict, run_dir: Path) -> None:
     A tokenizer rebuilt from the new data would number the tokens differently and make the
     output layers meaningless; so when the init checkpoint's directory holds them, they are used.
     """
+    if config.get("model_dir"):
+        _copy_from_model_dir(config, run_dir)
+        return
     init_param = config["train_conf"].get("init_param")
     if not init_param:
         return
     first = init_param[0] if isinstance(init_param, list) else str(init_param).split(",")[0].strip()
-    source_dir = Path(first).parent
+    source_dir = Path(first.split(":")[0]).parent
     if _existing_tokenizer(run_dir) is None and _existing_tokenizer(source_dir) is not None:
         source = _existing_tokenizer(source_dir)
         atomic_write_bytes(run_dir / source.name, source.read_bytes())
@@ -70,6 +73,24 @@ def _copy_from_init_model(config: dict, run_dir: Path) -> None:
     if config.get("cmvn") == "global" and not (run_dir / CMVN_FILE).is_file() and (source_dir / CMVN_FILE).is_file():
         atomic_write_bytes(run_dir / CMVN_FILE, (source_dir / CMVN_FILE).read_bytes())
         log.info("CMVN %s taken from the init_param model", source_dir / CMVN_FILE)
+
+
+def _copy_from_model_dir(config: dict, run_dir: Path) -> None:
+    """``model: DIR``: the FunASR model directory's token list (tokens.json -> tokens.txt, the same
+    list in the same order) and am.mvn, unless the experiment builds its own tokenizer."""
+    from engine.funasr.model_dir import read_model_dir
+
+    model_dir = read_model_dir(config["model_dir"])
+    if config["tokenizer_conf"] == model_dir.engine["tokenizer_conf"] and _existing_tokenizer(run_dir) is None:
+        if model_dir.bpe_model is not None:
+            atomic_write_bytes(run_dir / "bpe.model", model_dir.bpe_model.read_bytes())
+        else:
+            atomic_write_bytes(run_dir / "tokens.txt",
+                               "".join(f"{token}\n" for token in model_dir.token_list).encode("utf-8"))
+        log.info("tokenizer taken from the model directory %s (%d tokens)", model_dir.path, model_dir.vocab_size)
+    if model_dir.cmvn_file is not None and not (run_dir / CMVN_FILE).is_file():
+        atomic_write_bytes(run_dir / CMVN_FILE, model_dir.cmvn_file.read_bytes())
+        log.info("CMVN %s taken from the model directory", model_dir.cmvn_file)
 
 
 def _make_assets(config: dict, run_dir: Path) -> None:

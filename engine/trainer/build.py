@@ -17,6 +17,7 @@ from engine.config import save_config
 from engine.data import build_dataloader
 from engine.data.frontend import WavFrontend
 from engine.data.specaug import SpecAugment
+from engine.funasr.config_map import BY_ENGINE_MODEL
 from engine.models import build_model
 from engine.optim_sche import TrainStep, build_optim_sches
 from engine.optim_sche.run_length import resolve_max_update
@@ -104,8 +105,10 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     else:
         position = Position()
         if train_conf.get("init_param"):
-            init_report, init_step = load_init_param(model, train_conf["init_param"])
+            rename = BY_ENGINE_MODEL[config["model"]].rename if config["model"] in BY_ENGINE_MODEL else ()
+            init_report, init_step = load_init_param(model, train_conf["init_param"], rename=rename)
             log.info(describe(init_report))
+            check_size_mismatch(init_report, train_conf["init_param"], tokenizer, frontend)
 
     if dist_info.is_main:  # after the resume checks: a refused resume leaves the run's config as it was
         save_config(config, run_dir / "config.yaml")
@@ -138,6 +141,8 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
              "config": config, "max_update": max_update}
     if init_report is not None:
         start["init_param"] = init_report
+    if config.get("model_dir"):
+        start["model_dir"] = config["model_dir"]
 
     checkpoints = CheckpointManager(run_dir, keep_nbest_models=int(train_conf["keep_nbest_models"]),
                                     avg_nbest_model=int(train_conf["avg_nbest_model"]),
@@ -150,6 +155,32 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
     trainer.train_data_event = data_events["train"]
     trainer.max_update = max_update
     return trainer, start
+
+
+# Engine names of the layers whose shapes follow the vocabulary, and of the input projection.
+VOCAB_LAYERS = ("decoder.embed.", "decoder.output_layer.", "ctc.ctc_lo.")
+INPUT_LAYER = "encoder.embed."
+
+
+def check_size_mismatch(report: dict, init_param, tokenizer, frontend) -> None:
+    """A vocabulary or feature-size change the key filter did not ask for is an error naming both
+    sizes and the filter that would re-initialise the layer (other shape changes are reported)."""
+    mismatched = {item["key"]: item for item in report["mismatched"]}
+    first = str(init_param[0] if isinstance(init_param, list) else init_param).split(":")[0]
+    vocab = [item for key, item in mismatched.items() if key.startswith(VOCAB_LAYERS)]
+    if vocab:
+        item = next((i for i in vocab if i["key"] == "ctc.ctc_lo.weight"), vocab[0])
+        raise ValueError(
+            f"vocabulary mismatch: {first} has {item['checkpoint'][0]} output tokens ({item['key']}), the run's "
+            f"tokenizer has {tokenizer.vocab_size}; to re-initialise the output layers, set train_conf.init_param: "
+            f"'{first}:::decoder.embed,decoder.output_layer,ctc.ctc_lo'")
+    inputs = [item for key, item in mismatched.items() if key.startswith(INPUT_LAYER)]
+    if inputs:
+        item = inputs[0]
+        raise ValueError(
+            f"feature size mismatch: {first}'s input layer {item['key']} is {item['checkpoint']}, the model built "
+            f"for this frontend's {frontend.output_dim} features has {item['model']}; to re-initialise the input "
+            f"layer, set train_conf.init_param: '{first}:::encoder.embed'")
 
 
 def restore_gradients_and_rng(state: dict, model, dist_info) -> None:

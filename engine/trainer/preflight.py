@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.config import LIST_KEYS, ConfigError, ConfigIssue, format_issues
 from engine.provenance import Provenance
+from engine.trainer.init_spec import init_specs
 
 # How far into a list to look for its first non-blank line (an empty-looking list of blank lines).
 FIRST_LINE_BYTES = 1 << 20
@@ -67,9 +68,13 @@ def path_issues(config: dict) -> list[ConfigIssue]:
         issues.append(ConfigIssue("train_conf.resume_from", f"{train_conf['resume_from']}: no such checkpoint file"))
     init_param = train_conf.get("init_param")
     if init_param:
-        names = init_param if isinstance(init_param, list) else str(init_param).split(",")
-        for name in names:
-            path = Path(str(name).strip())
+        try:  # entries may carry a key filter: PATH:SRC:DST:EXCLUDE
+            specs = init_specs(init_param)
+        except ValueError as error:
+            issues.append(ConfigIssue("train_conf.init_param", str(error).removeprefix("train_conf.init_param: ")))
+            specs = []
+        for spec in specs:
+            path = Path(spec.path.strip())
             if not path.is_file():
                 issues.append(ConfigIssue("train_conf.init_param", f"{path}: no such checkpoint file"))
     return issues

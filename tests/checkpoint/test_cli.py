@@ -143,3 +143,27 @@ def test_export_writes_a_loadable_model_dir(tmp_path):
     assert main(["--run", str(run), "--num", "2", "--out", str(outside), "--export", str(tmp_path / "dir2")]) == 0
     model, _, _, _ = load_asr(tmp_path / "dir2", "cpu")
     assert torch.allclose(model.state_dict()[name], weights[name] + 1.5)
+
+
+def test_export_only_exports_one_checkpoint_as_it_is(tmp_path, capsys):
+    from engine.decode.model_dir import load_asr
+    from tests.decode.toy import build_toy_run
+
+    from tests.fixtures.threads import torch_threads
+
+    with torch_threads(1):
+        toy = build_toy_run(tmp_path / "run", steps=1, train_utterances=4)
+    run = toy["run_dir"]
+    manager = CheckpointManager(run, keep_nbest_models=5, avg_nbest_model=2, metric="acc")
+    weights = toy["model"].state_dict()
+    shifted = {k: v + 3 if v.is_floating_point() else v for k, v in weights.items()}
+    saved = manager.save({"model": shifted}, epoch=1, metrics={"acc": 0.1})
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["--run", str(run), "--export-only", saved.path.name, "--export", str(tmp_path / "dir")]) == 0
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing averaged
+    model, _, _, _ = load_asr(tmp_path / "dir", "cpu")
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    assert torch.equal(model.state_dict()[name], weights[name] + 3)
+    assert "as a FunASR model directory" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--run", str(run), "--export-only", saved.path.name])

@@ -66,8 +66,9 @@ def test_position_is_exact_with_prefetching_workers(small_corpus, tokenizer, bat
 def test_length_filters_are_counted_by_reason(small_corpus, tokenizer):
     entries, _ = read_jsonl(small_corpus / "train.jsonl")
     lengths = sorted(int(e["source_len"]) for e in entries)
-    token_counts = sorted(len(tokenizer.encode(e["target"])) for e in entries)
-    conf = {"min_source_length": lengths[5], "max_source_length": lengths[-6], "max_target_length": token_counts[-10]}
+    # max_target_length counts the list's target_len (words or characters), as FunASR does, not tokens
+    target_lens = sorted(int(e["target_len"]) for e in entries)
+    conf = {"min_source_length": lengths[5], "max_source_length": lengths[-6], "max_target_length": target_lens[-10]}
     _, _, report = build_dataloader(small_corpus / "train.jsonl", conf, WavFrontend(), tokenizer, train=False)
     assert report.dropped["too_short"] == sum(n < lengths[5] for n in lengths) > 0
     assert report.dropped["too_long"] == sum(n > lengths[-6] for n in lengths) > 0

@@ -37,7 +37,7 @@ def test_scp2jsonl_strict_fails_naming_the_line(tables, monkeypatch, capsys):
     monkeypatch.chdir(tables)
     code = scp2jsonl_main(["--scp-file-list", "wav.scp", "text.txt", "--data-type-list", "source", "target",
                            "--jsonl-file-out", "out.jsonl", "--strict"])
-    assert code == 1
+    assert code == 2
     assert "error: wav.scp:5 key 'only_audio': key_in_one_list" in capsys.readouterr().err
     assert not (tables / "out.jsonl").exists()
 

@@ -53,14 +53,20 @@ def test_run_dir_prefers_newest_average(run_copy):
 def test_export_round_trip(run_copy, tmp_path, toy_run):
     out = export_model_dir(run_copy, tmp_path / "exported")
     assert sorted(p.name for p in out.iterdir()) == ["am.mvn", "config.yaml", "configuration.json", "model.pt",
-                                                      "tokens.txt"]
+                                                      "tokens.json"]
     configuration = json.loads((out / "configuration.json").read_text())
     assert configuration["framework"] == "pytorch" and configuration["task"] == "auto-speech-recognition"
     assert configuration["file_path_metas"] == {"init_param": "model.pt", "config": "config.yaml",
-                                                "tokenizer_conf": {"token_list": "tokens.txt"},
+                                                "tokenizer_conf": {"token_list": "tokens.json"},
                                                 "frontend_conf": {"cmvn_file": "am.mvn"}}
+    config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    assert (config["model"], config["encoder"], config["decoder"]) == ("Conformer", "ConformerEncoder",
+                                                                       "TransformerDecoder")
+    assert config["frontend"] == "WavFrontend" and config["frontend_conf"]["cmvn_file"] == "am.mvn"
+    assert json.loads((out / "tokens.json").read_text(encoding="utf-8")) == toy_run["tokenizer"].token_list
     saved = torch.load(out / "model.pt", weights_only=True)
-    assert set(saved) == {"model", "input_dim", "vocab_size", "source"}  # no optimiser state
+    assert set(saved) == {"state_dict", "input_dim", "vocab_size", "source", "assets"}  # FunASR's form, no optimiser state
+    assert "decoder.embed.0.weight" in saved["state_dict"] and "encoder.embed.out.0.weight" in saved["state_dict"]
     model, _, _, _ = load_asr(out)
     assert same_weights(model, toy_run["model"])
     # The exported directory decodes exactly as the run does.
@@ -77,7 +83,7 @@ def test_export_of_a_chosen_checkpoint(run_copy, tmp_path):
                       run_copy / "model.pt.ep2")
     out = export_model_dir(run_copy, tmp_path / "ep2", checkpoint=run_copy / "model.pt.ep2")
     saved = torch.load(out / "model.pt", weights_only=True)
-    assert torch.equal(saved["model"]["ctc.ctc_lo.weight"], state["ctc.ctc_lo.weight"] * 2)
+    assert torch.equal(saved["state_dict"]["ctc.ctc_lo.weight"], state["ctc.ctc_lo.weight"] * 2)
     assert saved["source"].endswith("model.pt.ep2")
 
 
@@ -126,7 +132,7 @@ def test_feature_dimension_mismatch_in_model_dir_is_exact(run_copy, tmp_path):
     out = export_model_dir(run_copy, tmp_path / "exported")
     config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
     config["frontend_conf"]["n_mels"] = 41  # same width after subsampling: only the recorded input_dim can tell
-    config["cmvn"] = None
+    config["frontend_conf"].pop("cmvn_file")
     (out / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ModelLoadError, match=r"model.pt expects 40, the frontend .* gives 41"):
         load_asr(out)

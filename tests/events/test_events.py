@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.events import EVENT_FIELDS, EventReader, EventWriter, read_events, validate_event
+from engine.events import EVENT_FIELDS, OPTIONAL_FIELDS, EventReader, EventWriter, read_events, validate_event
 
 
 def valid_examples() -> dict[str, dict]:
@@ -17,7 +17,10 @@ def valid_examples() -> dict[str, dict]:
            "backward_s": 0.2, "optim_s": 0.01, "total_s": 0.32, "memory_mb": 512.0}
     return {
         "start": {"world_size": 2, "num_params": 1000, "steps_per_epoch": 10, "max_epoch": 3,
-                  "resumed_from": None, "config": {"output_dir": "exp/x"}},
+                  "resumed_from": None, "config": {"output_dir": "exp/x"},
+                  "init_param": {"paths": ["m/model.pt"], "loaded": 3, "total": 3, "missing": [], "mismatched": [],
+                                 "unexpected": [], "excluded": []},
+                  "model_dir": "/models/conformer"},
         "data": {"split": "train", "lists": ["data/train.jsonl"], "utterances": 100, "hours": 0.1,
                  "dropped": {"too_long": 2}},
         "train": {"epoch": 1, "step": 50, "lr": {"main": 1e-3}, "loss": 2.0, "acc": 0.5,
@@ -43,6 +46,15 @@ def test_examples_cover_every_event_and_validate(tmp_path):
     assert [e["event"] for e in events] == list(examples)
     for event in events:
         assert validate_event(event) == [], event
+
+
+def test_optional_fields_are_type_checked_when_present():
+    example = dict(valid_examples()["start"], event="start", time=1.0)
+    assert all(field in example for field in OPTIONAL_FIELDS["start"])
+    assert any("model_dir" in p for p in validate_event({**example, "model_dir": 3}))
+    assert any("init_param" in p for p in validate_event({**example, "init_param": [1]}))
+    without = {k: v for k, v in example.items() if k not in OPTIONAL_FIELDS["start"]}
+    assert validate_event(without) == []
 
 
 @pytest.mark.parametrize("name", sorted(EVENT_FIELDS))

@@ -4,7 +4,6 @@ scripts/funasr_fixtures_paraformer.py with FunASR installed; no FunASR here)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import yaml
 
 from engine.data.frontend import WavFrontend
 from engine.data.audio import load_audio
-from engine.data.tokenizer import CharTokenizer, split_units
+from engine.data.tokenizer import CharTokenizer, load_tokenizer, split_units
 from engine.decode.search import decode_batch
 from engine.models import build_model
 from engine.models.paraformer import Paraformer
@@ -34,7 +33,8 @@ def funasr_config() -> dict:
 
 @pytest.fixture(scope="module")
 def tokenizer() -> CharTokenizer:
-    return CharTokenizer(json.loads((FIXTURE / "tokens.json").read_text(encoding="utf-8")))
+    # as the engine loads it: a list without "▁" holds English words, not letters
+    return load_tokenizer(FIXTURE / "tokens.json")
 
 
 def build_from_dir(config: dict, tokenizer: CharTokenizer) -> Paraformer:

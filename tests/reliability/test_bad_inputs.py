@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -132,7 +133,7 @@ def lock_held_by_other_process(ctx: Ctx) -> list:
 
 def corrupt(path: Path) -> None:
     path.unlink()  # model.pt is a hard link of model.pt.ep1: break the link, not the twin
-    path.write_bytes(os.urandom(50_000))
+    path.write_bytes(random.Random(path.name).randbytes(50_000))  # the same bytes every run
 
 
 def decode_corrupt_model(ctx: Ctx) -> list:
@@ -357,7 +358,7 @@ CASES = [
     # Corrupt checkpoints.
     Case("decode_random_bytes_model", "asr-decode", decode_corrupt_model, 2,
          r"^asr-decode: checkpoint .*model\.pt\.avg1 is unreadable \(torn, corrupt or not a torch checkpoint\): "
-         r"UnpicklingError: Unsupported operand \d+$", then=no_folder("decoded"), needs_run=True),
+         r"\w+: \S.*$", then=no_folder("decoded"), needs_run=True),  # pickle's error depends on the bytes
     Case("resume_from_corrupt_latest_falls_back", "asr-train", resume_corrupt_latest, 0, "",
          then=resumed_from_ep1, needs_run=True),
     # The token list and CMVN a checkpoint was trained with.

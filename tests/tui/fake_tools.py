@@ -1,7 +1,7 @@
 """Stand-ins for ``asr-average`` and ``asr-decode`` (no torch): same arguments, same outputs.
 
 ``python fake_tools.py asr-average --run DIR --out PATH --checkpoints P ...`` writes PATH and an
-``average`` event; ``python fake_tools.py asr-decode --model M --input L --mode X --beam B
+``average`` event (``--export-only CKPT --export DIR`` writes DIR's five files); ``python fake_tools.py asr-decode --model M --input L --mode X --beam B
 --output DIR`` prints tqdm-style progress and writes summary.json and utt_scores.jsonl.
 """
 
@@ -19,9 +19,20 @@ from engine.events import EventWriter  # noqa: E402
 def average(argv):
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--checkpoints", nargs="+", type=Path, required=True)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--checkpoints", nargs="+", type=Path)
+    parser.add_argument("--export-only", type=Path)
+    parser.add_argument("--export", type=Path)
     args = parser.parse_args(argv)
+    if args.export_only is not None:  # export one checkpoint as a model directory, average nothing
+        if not args.export_only.exists():
+            print(f"asr-average: error: {args.export_only}: checkpoint not found", file=sys.stderr)
+            return 1
+        args.export.mkdir(parents=True, exist_ok=True)
+        for name in ("config.yaml", "model.pt", "am.mvn", "tokens.json", "configuration.json"):
+            (args.export / name).write_text(f"{name} of {args.export_only.name}\n")
+        print(f"exported {args.export_only.name} as a FunASR model directory to {args.export}")
+        return 0
     missing = [str(p) for p in args.checkpoints if not p.exists()]
     if missing:
         print(f"asr-average: missing checkpoints: {', '.join(missing)}", file=sys.stderr)

@@ -195,3 +195,22 @@ async def test_resume_key_posts_resume_for_selected(tmp_path):
         await pilot.press("r")
         await wait_for(pilot, lambda: posted)
         assert posted[0].checkpoint.name == "model.pt.ep3" and posted[0].run_dir == run.run_dir
+
+
+async def test_export_model_dir_of_the_selected_checkpoint(tmp_path, fake_tools):
+    run = finished_run(tmp_path)
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_checkpoints(pilot, app, run.run_dir)
+        table = screen.query_one("#ckpt-table", DataTable)
+        table.move_cursor(row=1)
+        name = screen.selected().name
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        out = run.run_dir / "export" / name
+        await wait_for(pilot, lambda: not screen.busy and (out / "configuration.json").exists())
+        assert sorted(p.name for p in out.iterdir()) == ["am.mvn", "config.yaml", "configuration.json",
+                                                         "model.pt", "tokens.json"]
+        assert (out / "model.pt").read_text() == f"model.pt of {name}\n"
+        assert "done" in text_of(screen.query_one("#ckpt-job", Static))

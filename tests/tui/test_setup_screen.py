@@ -63,7 +63,7 @@ def stats_calls(monkeypatch):
     calls = Calls()
     calls.audio = []
 
-    def fake_stats(paths, should_stop=lambda: False, audio=False):
+    def fake_stats(paths, should_stop=lambda: False, audio=False, **_tokens):  # tokenizer_conf, vocab_from
         calls.append(list(paths))
         calls.audio.append(audio)
         return {"utterances": 1000, "hours": 2.0, "seconds": 7200.0, "dropped": {"too_long": 3},
@@ -341,12 +341,14 @@ async def test_engine_schedule_errors_show_on_their_fields(workdir):
         editor = screen.editors()[0]
         editor.field_for("type").editor.value = "cosine"
         await wait_for(pilot, lambda: editor.field_for("conf.max_update").spec.key == "conf.max_update")
-        await type_into(pilot, editor.field_for("conf.max_update"), "")  # cosine needs it
+        # empty: auto, the run's length from the lists, which here name audio that is not there
+        await type_into(pilot, editor.field_for("conf.max_update"), "")
         # The preview sets its own error first, then posts it to the form's field: wait for both.
         await wait_for(pilot, lambda: preview.error is not None
                        and editor.field_for("conf.max_update").error is not None)
         assert "max_update" in preview.error
-        assert "required" in editor.field_for("conf.max_update").error
+        assert "auto: cannot count the run's batches (no utterances left in data/train.jsonl" in \
+            editor.field_for("conf.max_update").error
         await pilot.press("ctrl+r")
         await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
