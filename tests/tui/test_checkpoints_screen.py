@@ -214,3 +214,21 @@ async def test_export_model_dir_of_the_selected_checkpoint(tmp_path, fake_tools)
                                                          "model.pt", "tokens.json"]
         assert (out / "model.pt").read_text() == f"model.pt of {name}\n"
         assert "done" in text_of(screen.query_one("#ckpt-job", Static))
+
+
+async def test_results_that_arrive_after_the_screen_closed_are_dropped(tmp_path):
+    """The listing and the tools run in threads and hand their results to the UI thread: if
+    the screen was closed meanwhile (the user left, the app is closing), its widgets are gone
+    and the results are dropped (a NoMatches here closed the app)."""
+    run = finished_run(tmp_path)
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_checkpoints(pilot, app, run.run_dir)
+        listing = list(screen.checkpoints)
+        app.pop_screen()
+        await wait_for(pilot, lambda: not screen.is_attached)
+        screen._show(listing, [])  # as the listing worker's call_from_thread would
+        screen._tool_progress("export · 1s")
+        screen._tool_done("export", 0, [], None)
+        await pilot.pause()
+        assert app.is_running
