@@ -11,6 +11,7 @@ from asr_tui.widgets.form_fields import (
     FieldSpec, devices, init_param_spec, integer, mapping, number, number_list, path_list, text,
 )
 from engine.config import CHOICES
+from engine.data.tokenizer import DEFAULT_ENGLISH, ENGLISH_UNITS
 
 DATA_FIELDS = (
     FieldSpec("output_dir", "output_dir", text(), help="the run directory (config.yaml, logs, checkpoints)"),
@@ -37,6 +38,11 @@ MODEL_FIELDS = (
               help="global: statistics of the training list, saved as am.mvn"),
     FieldSpec("specaug_conf", "specaug_conf", mapping(), placeholder="{} (no SpecAugment)"),
     FieldSpec("tokenizer_conf.type", "tokenizer", kind="select", choices=("char", "bpe")),
+    # None: the key is left out and the engine's default applies (a bpe tokenizer takes no such key)
+    FieldSpec("tokenizer_conf.english", "english (char)", kind="select", choices=(None, *ENGLISH_UNITS),
+              omit_empty=True, placeholder=f"default ({DEFAULT_ENGLISH})",
+              help="English as letters with ▁ between words (as FunASR's CharTokenizer) or as whole words "
+                   "(unseen test words become <unk>); CJK characters are units either way"),
     FieldSpec("tokenizer_conf.vocab_size", "vocab_size (bpe)", integer(minimum=2, optional=True), omit_empty=True,
               placeholder="needed for bpe", help="sentencepiece vocabulary size, trained on the training text"),
 )
@@ -94,6 +100,7 @@ PREVIEW_STEPS = FieldSpec("(preview)", "preview steps", integer(minimum=1, maxim
 TAB_FIELDS = {"data": DATA_FIELDS, "model": MODEL_FIELDS, "batching": BATCHING_FIELDS,
               "training": TRAINING_FIELDS, "distributed": DISTRIBUTED_FIELDS}
 TAB_OF_KEY = {spec.key: tab for tab, specs in TAB_FIELDS.items() for spec in specs}
+SPEC_OF_KEY = {spec.key: spec for specs in TAB_FIELDS.values() for spec in specs}
 TABS = (
     ("data", "F2 Data"), ("model", "F3 Model"), ("batching", "F4 Batch"), ("training", "F5 Train"),
     ("optim", "F6 Optim"), ("distributed", "F7 Nodes"), ("run", "F8 Run"),

@@ -31,7 +31,7 @@ from asr_tui.command import command_text, distributed_conf, port_is_free
 from asr_tui.messages import LaunchRequested, NodeScriptsRequested
 from asr_tui.screens.navigation import FORM_NAVIGATION
 from asr_tui.presets_store import PresetError, config_diff, list_presets, load_preset, model_section
-from asr_tui.setup_fields import MODEL_FIELDS, PREVIEW_STEPS, TAB_FIELDS, TABS, tab_of_key
+from asr_tui.setup_fields import MODEL_FIELDS, PREVIEW_STEPS, SPEC_OF_KEY, TAB_FIELDS, TABS, tab_of_key
 from asr_tui.widgets.form_data_check import DataCheck
 from asr_tui.widgets.form_fields import FieldSpec, FormField, get_dotted, pop_dotted, set_dotted
 from asr_tui.widgets.form_file_picker import FilePickerScreen
@@ -358,7 +358,11 @@ class SetupScreen(Screen):
         for key, value in values.items():
             form_field = self.field_for(key)
             if form_field is None:  # a tab not mounted yet: it shows the config when it is
-                set_dotted(self.config, key, value)
+                spec = SPEC_OF_KEY.get(key)
+                if value is None and spec is not None and spec.omit_empty:
+                    pop_dotted(self.config, key)
+                else:
+                    set_dotted(self.config, key, value)
                 continue
             if key != "model":  # the model select shows the directory; its value is not an engine name
                 form_field.set_value(value)

@@ -59,13 +59,16 @@ def stats_calls(monkeypatch):
 
     class Calls(list):
         audio: list
+        tokenizer_conf: list
 
     calls = Calls()
     calls.audio = []
+    calls.tokenizer_conf = []
 
-    def fake_stats(paths, should_stop=lambda: False, audio=False, **_tokens):  # tokenizer_conf, vocab_from
+    def fake_stats(paths, should_stop=lambda: False, audio=False, tokenizer_conf=None, **_vocab):  # vocab_from
         calls.append(list(paths))
         calls.audio.append(audio)
+        calls.tokenizer_conf.append(tokenizer_conf)
         return {"utterances": 1000, "hours": 2.0, "seconds": 7200.0, "dropped": {"too_long": 3},
                 "num_dropped": 3, "duration_histogram": {"edges": [0, 5, 10], "counts": [600, 400]},
                 "problems": [{"reason": "too_long", "path": paths[0], "line": 7, "key": "u7", "detail": ""}]}
@@ -487,6 +490,34 @@ def test_setup_and_presets_import_neither_torch_nor_plotext():
             "print(sorted(m for m in ('torch', 'plotext', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+async def test_char_tokenizer_english_units_reach_the_config_and_the_data_check(workdir, stats_calls):
+    """Issue 12: the char tokenizer's English units, letters (the engine's default, as FunASR's
+    CharTokenizer) or words. Left at the default, the key is not written (a bpe tokenizer takes none)."""
+    from tests.tui.test_monitor_app import screen_text
+
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        english = await field(screen, "tokenizer_conf.english")
+        await pilot.pause()
+        assert english.editor.value is None and "default (letter)" in screen_text(app)
+        english.editor.value = "word"
+        await wait_for(pilot, lambda: screen.config["tokenizer_conf"].get("english") == "word")
+        # the data check counts tokens (and the OOV rate) as this tokenizer will split the text
+        await wait_for(pilot, lambda: {"type": "char", "english": "word"} in stats_calls.tokenizer_conf)
+        (await field(screen, "tokenizer_conf.type")).editor.value = "bpe"
+        await wait_for(pilot, lambda: english.error is not None)
+        assert "english: unknown key for tokenizer_conf.type bpe" in english.error
+        english.editor.value = None  # back to the default: the key goes
+        (await field(screen, "tokenizer_conf.type")).editor.value = "char"
+        await wait_for(pilot, lambda: english.error is None and "english" not in screen.config["tokenizer_conf"])
+        english.editor.value = "letter"
+        await wait_for(pilot, lambda: screen.problems() == [])
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.launched)
+        assert app.launched[0]["tokenizer_conf"] == {"type": "char", "english": "letter"}
 
 
 async def test_patience_and_speed_perturb_fields_reach_the_launched_config(workdir):
