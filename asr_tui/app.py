@@ -241,19 +241,17 @@ class AsrTuiApp(App):
 
     def navigation_commands(self) -> list[SystemCommand]:
         """The screens every other screen can reach, whatever is focused."""
-        commands = [
+        return [
             SystemCommand("Runs", "the list of runs (u, F9)", self.action_runs),
             SystemCommand("New run", "the setup form (n, F10)", self.action_new_run),
             SystemCommand("Presets", "load a preset into the form, or save the form as one (p)",
                           self.action_presets),
+            SystemCommand("Compare runs", "the runs marked in the runs list, side by side",
+                          self.action_compare_runs),
             SystemCommand("Environment", "versions, GPUs, NCCL, tools, free disk (asr-train doctor)",
                           self.action_environment),
             SystemCommand("Back", "the screen below this one (Esc)", self.action_back),
         ]
-        if hasattr(RunsScreen, "action_compare"):
-            commands.insert(3, SystemCommand("Compare runs", "the runs marked in the runs list, side by side",
-                                             self.action_compare_runs))
-        return commands
 
     def action_compare_runs(self) -> None:
         """Compare the runs marked in the runs list (the runs list says how to mark them)."""
