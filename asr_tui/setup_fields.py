@@ -100,7 +100,6 @@ PREVIEW_STEPS = FieldSpec("(preview)", "preview steps", integer(minimum=1, maxim
 TAB_FIELDS = {"data": DATA_FIELDS, "model": MODEL_FIELDS, "batching": BATCHING_FIELDS,
               "training": TRAINING_FIELDS, "distributed": DISTRIBUTED_FIELDS}
 TAB_OF_KEY = {spec.key: tab for tab, specs in TAB_FIELDS.items() for spec in specs}
-SPEC_OF_KEY = {spec.key: spec for specs in TAB_FIELDS.values() for spec in specs}
 TABS = (
     ("data", "F2 Data"), ("model", "F3 Model"), ("batching", "F4 Batch"), ("training", "F5 Train"),
     ("optim", "F6 Optim"), ("distributed", "F7 Nodes"), ("run", "F8 Run"),

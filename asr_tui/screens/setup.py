@@ -31,7 +31,7 @@ from asr_tui.command import command_text, distributed_conf, port_is_free
 from asr_tui.messages import LaunchRequested, NodeScriptsRequested
 from asr_tui.screens.navigation import FORM_NAVIGATION
 from asr_tui.presets_store import PresetError, config_diff, list_presets, load_preset, model_section
-from asr_tui.setup_fields import MODEL_FIELDS, PREVIEW_STEPS, SPEC_OF_KEY, TAB_FIELDS, TABS, tab_of_key
+from asr_tui.setup_fields import MODEL_FIELDS, PREVIEW_STEPS, TAB_FIELDS, TABS, tab_of_key
 from asr_tui.widgets.form_data_check import DataCheck
 from asr_tui.widgets.form_fields import FieldSpec, FormField, get_dotted, pop_dotted, set_dotted
 from asr_tui.widgets.form_file_picker import FilePickerScreen
@@ -91,8 +91,6 @@ class SetupScreen(Screen):
         self._status_text = ""
         # Set when a tab's body is mounted (the first tab is composed, the others are Lazy).
         self._tab_ready: dict[str, asyncio.Event] = {tab: asyncio.Event() for tab, _ in TABS}
-        # The architecture fields are the chosen model directory's (asr_tui.widgets.form_model_dir).
-        self._model_dir_locked = False
 
     # ---- layout -----------------------------------------------------------------------------
 
@@ -138,7 +136,6 @@ class SetupScreen(Screen):
         event.stop()
         if event.tab == "optim":
             self._sync_optim_sches()
-        self._show_config_in(event.tab)
         self._config_changed()
 
     def _fields(self, specs: tuple[FieldSpec, ...]) -> list[FormField]:
@@ -354,40 +351,19 @@ class SetupScreen(Screen):
         self._config_changed()
 
     def _lock_fields(self, values: dict, locked: bool) -> None:
-        self._model_dir_locked = locked
         for key, value in values.items():
             form_field = self.field_for(key)
-            if form_field is None:  # a tab not mounted yet: it shows the config when it is
-                spec = SPEC_OF_KEY.get(key)
-                if value is None and spec is not None and spec.omit_empty:
-                    pop_dotted(self.config, key)
-                else:
-                    set_dotted(self.config, key, value)
+            if form_field is None:
+                set_dotted(self.config, key, value)
                 continue
             if key != "model":  # the model select shows the directory; its value is not an engine name
                 form_field.set_value(value)
-        self._show_locks(LOCKED_KEYS)
+        for key in LOCKED_KEYS:
+            form_field = self.field_for(key)
+            if form_field is not None:
+                form_field.editor.disabled = locked
+                form_field.set_class(locked, "-locked")
         self._config_changed()
-
-    def _show_locks(self, keys) -> None:
-        for key in keys:
-            form_field = self.field_for(key)
-            if form_field is not None and key in LOCKED_KEYS:
-                form_field.editor.disabled = self._model_dir_locked
-                form_field.set_class(self._model_dir_locked, "-locked")
-
-    def _show_config_in(self, tab: str) -> None:
-        """A Lazy tab's fields were built with the config of the screen's start: show what it
-        holds now (a model directory chosen before the tab mounted sets its keys) and its locks."""
-        keys = [spec.key for spec in TAB_FIELDS.get(tab, ())]
-        for key in keys:
-            form_field = self.field_for(key)
-            if form_field is None or key == "model":
-                continue
-            value = get_dotted(self.config, key, form_field.spec.default)
-            if value != form_field.value:
-                form_field.set_value(value)
-        self._show_locks(keys)
 
     # ---- data lists -------------------------------------------------------------------------
 
