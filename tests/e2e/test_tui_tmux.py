@@ -84,7 +84,9 @@ class Tmux:
         for index, field in enumerate(fields):
             if index:
                 self.keys("Tab")
-                time.sleep(0.3)
+                # The focus moves when the app gets to the Tab; capture-pane does not show where
+                # the focus is, so give a loaded machine (many runs at once) a second for it.
+                time.sleep(1.0)
             if field is None:
                 continue
             label, value = field
