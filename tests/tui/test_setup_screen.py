@@ -445,6 +445,20 @@ async def test_data_lists_are_checked_and_feed_the_step_estimate(workdir, stats_
         assert stats_calls.audio[2:] == [True, True]  # the button: every audio header, a report
 
 
+async def test_a_data_check_that_fails_unexpectedly_is_shown_and_keeps_the_form(workdir, monkeypatch):
+    def broken_stats(paths, *args, **kwargs):
+        raise TypeError("unexpected keyword argument 'vocab_from'")
+
+    monkeypatch.setattr(form_data_check, "run_stats", broken_stats)
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        report = screen.query_one("#data-report")
+        await wait_for(pilot, lambda: "TypeError" in str(report.render()))
+        assert app.is_running and app.screen is screen
+        assert "unexpected keyword argument 'vocab_from'" in str(report.render())
+
+
 async def test_model_preset_copies_only_the_model(workdir, monkeypatch):
     preset = workdir / "big.yaml"
     preset.write_text("model: transformer\nencoder_conf: {output_size: 512}\ntrain_conf: {max_epoch: 99}\n")
