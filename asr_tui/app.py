@@ -21,7 +21,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from asr_tui.messages import (
-    CompareRequested, LaunchRequested, OpenCheckpoints, OpenRun, PresetLoaded, ResumeRequested, RunStopRequested,
+    CompareRequested, LaunchRequested, NodeScriptsRequested, OpenCheckpoints, OpenRun, PresetLoaded,
+    ResumeRequested, RunStopRequested,
 )
 from asr_tui.screens.confirm import ConfirmScreen
 from asr_tui.screens.help import HelpScreen
@@ -38,12 +39,17 @@ class AsrTuiApp(App):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "asr-tui"
+    # Letter keys where nothing is typed (runs list, monitor, checkpoints); screens with text
+    # fields hide them and show the twins instead (asr_tui.screens.navigation.FORM_NAVIGATION).
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("n", "new_run", "New run"),
         Binding("p", "presets", "Presets"),
         Binding("u", "runs", "Runs"),
+        Binding("f1", "help", "Help", show=False),
+        Binding("f9", "runs", "Runs", show=False),
+        Binding("f10", "new_run", "New run", show=False),
     ]
 
     def __init__(self, runs_root: Path = Path("exp"), preset: dict | None = None,
@@ -98,6 +104,11 @@ class AsrTuiApp(App):
 
     def action_runs(self) -> None:
         while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_back(self) -> None:
+        """One screen back; the runs list is the bottom of the stack."""
+        if len(self.screen_stack) > 1:
             self.pop_screen()
 
     def action_new_run(self) -> None:
@@ -173,6 +184,24 @@ class AsrTuiApp(App):
         self.notify(f"{what} {run_dir}")
         self._open(MonitorScreen(run_dir))
 
+    def on_node_scripts_requested(self, message: NodeScriptsRequested) -> None:
+        """Write RUN/config.yaml (if new) and run_node{N}.sh for every node, for the other machines."""
+        from asr_tui.command import write_node_scripts
+        from engine.config import dump_config, save_config
+
+        config, config_path = message.config, message.config_path
+        if config_path.exists() and config_path.read_text(encoding="utf-8") != dump_config(config):
+            self.notify(f"{config_path} already holds a different config (an earlier run?): "
+                        "choose another output_dir.", severity="error", timeout=10)
+            return
+        try:
+            save_config(config, config_path)
+            paths = write_node_scripts(config, config_path, config_path.parent, workdir=message.workdir)
+        except OSError as exc:
+            self.notify(f"Cannot write the scripts: {exc}", severity="error", timeout=10)
+            return
+        self.notify(f"Wrote {', '.join(p.name for p in paths)} in {config_path.parent}", timeout=8)
+
     def on_resume_requested(self, message: ResumeRequested) -> None:
         self.notify(f"resuming {message.run_dir.name} from {message.checkpoint.name} …")
         self._resume(message.run_dir, message.checkpoint)
@@ -210,18 +239,37 @@ class AsrTuiApp(App):
 
     # Command palette: every binding of the current screen and of the app, plus every run.
 
+    def navigation_commands(self) -> list[SystemCommand]:
+        """The screens every other screen can reach, whatever is focused."""
+        return [
+            SystemCommand("Runs", "the list of runs (u, F9)", self.action_runs),
+            SystemCommand("New run", "the setup form (n, F10)", self.action_new_run),
+            SystemCommand("Presets", "load a preset into the form, or save the form as one (p)",
+                          self.action_presets),
+            SystemCommand("Compare runs", "the runs marked in the runs list, side by side",
+                          self.action_compare_runs),
+            SystemCommand("Environment", "versions, GPUs, NCCL, tools, free disk (asr-train doctor)",
+                          self.action_environment),
+            SystemCommand("Back", "the screen below this one (Esc)", self.action_back),
+        ]
+
+    def action_compare_runs(self) -> None:
+        """Compare the runs marked in the runs list (the runs list says how to mark them)."""
+        self.action_runs()
+        self.call_later(self.screen_stack[0].run_action, "compare")
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        seen = set()
+        navigation = self.navigation_commands()
+        yield from navigation
+        seen = {command.title for command in navigation}
         for active in screen.active_bindings.values():
             binding = active.binding
-            if not binding.description or not active.enabled or binding.action in seen:
+            if not binding.description or not active.enabled or binding.description in seen:
                 continue
-            seen.add(binding.action)
+            seen.add(binding.description)
             yield SystemCommand(binding.description, f"key {binding.key_display or binding.key}",
                                 partial(self.run_action, binding.action, active.node))
-        yield SystemCommand("Environment", "versions, GPUs, NCCL, tools, free disk (asr-train doctor)",
-                            self.action_environment)
         runs = self.screen_stack[0]
         if isinstance(runs, RunsScreen):
             for summary in runs.summaries.values():

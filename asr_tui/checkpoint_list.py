@@ -2,19 +2,21 @@
 
 Metadata comes from the run's ``checkpoints.json`` index when the engine wrote one, else from
 its ``checkpoint`` events; files are found by FunASR's names (model.pt, model.pt.ep{N},
-model.pt.ep{E}.{S}, model.pt.avg{N}), so a checkpoint without metadata is still listed.
+model.pt.ep{E}.{S}, model.pt.avg{N}), parsed by the engine's own ``engine.checkpoint.names``,
+so a checkpoint without metadata is still listed. The n-best are ranked by the engine's
+``engine.checkpoint.ranking``: the console marks the files the engine averages.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr_tui.tailer import find_events
+from engine.checkpoint.names import LATEST, parse_name
+from engine.checkpoint.ranking import rank_entries
 
-NAME = re.compile(r"^model\.pt(?:\.ep(?P<epoch>\d+)(?:\.(?P<step>\d+))?|\.avg(?P<avg>\d+))?$")
+from asr_tui.tailer import find_events
 
 
 @dataclass
@@ -28,6 +30,7 @@ class CheckpointInfo:
     size: int = 0
     mtime: float = 0.0
     inode: int = 0
+    saved_at: float | None = None  # the save time the engine recorded (ranks ties, newest first)
 
     @property
     def name(self) -> str:
@@ -76,25 +79,16 @@ def list_checkpoints(run_dir: Path) -> tuple[list[CheckpointInfo], list[str]]:
                       key=lambda m: m["time"], default=None)
     found = []
     try:
-        files = [p for p in run_dir.iterdir() if NAME.match(p.name) and p.is_file()]
+        files = [(p, parse_name(p.name)) for p in run_dir.iterdir()
+                 if (p.name == LATEST or parse_name(p.name) is not None) and p.is_file()]
     except OSError as exc:
         return [], [f"{run_dir}: {exc.strerror}"]
-    for path in files:
-        match = NAME.match(path.name)
+    for path, parsed in files:
         meta = metadata.get(path.name, {})
         metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
-        if match["avg"]:
-            kind = "average"
-        elif match["step"]:
-            kind = "step"
-        elif match["epoch"]:
-            kind = "epoch"
-        else:
-            kind = "latest"
-        epoch = meta.get("epoch") if isinstance(meta.get("epoch"), int) else (
-            int(match["epoch"]) if match["epoch"] else None)
-        step = meta.get("step") if isinstance(meta.get("step"), int) else (
-            int(match["step"]) if match["step"] else None)
+        kind = parsed.kind if parsed is not None else "latest"
+        epoch = meta.get("epoch") if isinstance(meta.get("epoch"), int) else (parsed.epoch if parsed else None)
+        step = meta.get("step") if isinstance(meta.get("step"), int) else (parsed.step if parsed else None)
         try:
             stat = path.stat()
         except FileNotFoundError:  # deleted by keep-n-best while we looked
@@ -102,7 +96,7 @@ def list_checkpoints(run_dir: Path) -> tuple[list[CheckpointInfo], list[str]]:
         found.append(CheckpointInfo(
             path=path, kind=kind, epoch=epoch, step=step,
             acc=_number(metrics.get("acc")), loss=_number(metrics.get("loss")),
-            size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
+            size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino, saved_at=_number(meta.get("time")),
         ))
     # model.pt is a hard link to the newest named checkpoint (it shares that file's metadata),
     # or, where links are impossible or a copy broke them, the state of the newest save.
@@ -126,10 +120,13 @@ def list_checkpoints(run_dir: Path) -> tuple[list[CheckpointInfo], list[str]]:
 
 
 def nbest(checkpoints: list[CheckpointInfo], count: int, metric: str = "acc") -> list[CheckpointInfo]:
-    """The ``count`` best averageable checkpoints by ``metric`` (acc: highest, loss: lowest)."""
-    scored = [c for c in checkpoints if c.averageable and getattr(c, metric, None) is not None]
-    scored.sort(key=lambda c: getattr(c, metric), reverse=(metric == "acc"))
-    return scored[:max(0, count)]
+    """The ``count`` checkpoints the engine averages by ``metric`` (acc: highest, loss: lowest),
+    ranked by ``engine.checkpoint.ranking.rank_entries``: ties newest first, and checkpoints saved
+    without the metric after the scored ones, newest first."""
+    named = {c.name: c for c in checkpoints if c.averageable}
+    entries = [{"path": name, "time": c.saved_at if c.saved_at is not None else c.mtime, "epoch": c.epoch,
+                "step": c.step, "metrics": {"acc": c.acc, "loss": c.loss}} for name, c in named.items()]
+    return [named[entry["path"]] for entry in rank_entries(entries, metric)[:max(0, count)]]
 
 
 def human_size(size: int) -> str:

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class Launcher:
         self.cwd = Path(cwd) if cwd is not None else Path.cwd()
         self.python = python
         self._children: dict[Path, subprocess.Popen] = {}
+        # reap() runs on the UI timer and in the launch worker (waiting for a job to exit).
+        self._children_lock = threading.Lock()
 
     def run_dir_of(self, config: dict) -> Path:
         output_dir = Path(str(config.get("output_dir") or ""))
@@ -147,7 +150,8 @@ class Launcher:
                 record["status"] = "failed"
                 write_run_json(run_dir, record)
                 raise LaunchError(f"could not start {argv[0]}: {exc}") from None
-        self._children[run_dir.resolve()] = child
+        with self._children_lock:
+            self._children[run_dir.resolve()] = child
         record.update(pid=child.pid, pgid=child.pid, status="running")
         self._merge_engine_fields(run_dir, record)
         write_run_json(run_dir, record)
@@ -192,9 +196,10 @@ class Launcher:
     def reap(self) -> dict[Path, int]:
         """Collect children that exited (no zombies); returns their exit codes by run directory."""
         finished = {}
-        for run_dir, child in list(self._children.items()):
-            code = child.poll()
-            if code is not None:
-                finished[run_dir] = code
-                del self._children[run_dir]
+        with self._children_lock:  # two reapers must not both take (and delete) one child
+            for run_dir, child in list(self._children.items()):
+                code = child.poll()
+                if code is not None:
+                    finished[run_dir] = code
+                    del self._children[run_dir]
         return finished

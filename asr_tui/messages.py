@@ -69,6 +69,17 @@ class RunStopRequested(Message):
         self.run_dir = Path(run_dir)
 
 
+class NodeScriptsRequested(Message):
+    """Setup → app: write ``config`` as ``config_path`` (unless the same config is there) and a
+    ``run_node{N}.sh`` per node beside it, each running from ``workdir``."""
+
+    def __init__(self, config: dict, config_path: Path, workdir: Path) -> None:
+        super().__init__()
+        self.config = config
+        self.config_path = Path(config_path)
+        self.workdir = Path(workdir)
+
+
 class CompareRequested(Message):
     """Runs (marked runs) / palette → app: open the Compare screen of ``run_dirs`` (two or more)."""
 

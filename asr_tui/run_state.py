@@ -265,16 +265,30 @@ class RunState:
         return None
 
     @property
+    def finished(self) -> bool:
+        """The job ended with status finished: every epoch ran."""
+        return bool(self.end) and self.end.get("status") == "finished"
+
+    @property
     def total_steps(self) -> int | None:
+        """Updates of the whole run: steps_per_epoch × max_epoch while it runs (length and token
+        batching make later epochs a few batches longer or shorter); once finished, the real count."""
+        if self.finished and self.step is not None:
+            return self.step
         if self.steps_per_epoch and self.max_epoch:
             return self.steps_per_epoch * self.max_epoch
         return None
 
     @property
     def step(self) -> int | None:
-        latest = [global_step(e) for e in (self.last_train, self.last_valid) if e]
+        """The newest update count any event reports (the last one of an epoch is in its checkpoint)."""
+        latest = [global_step(e) for e in (self.last_train, self.last_valid, self.last_checkpoint) if e]
         latest = [s for s in latest if s is not None]
         return max(latest) if latest else None
+
+    @property
+    def last_checkpoint(self) -> dict | None:
+        return self.checkpoints[-1] if self.checkpoints else None
 
     @property
     def epoch(self) -> int | None:
@@ -285,6 +299,8 @@ class RunState:
 
     @property
     def progress(self) -> float | None:
+        if self.finished:
+            return 1.0
         if self.total_steps and self.step is not None:
             return min(1.0, self.step / self.total_steps)
         return None

@@ -250,7 +250,12 @@ def read_tail_events(path: Path, max_bytes: int = 256 * 1024) -> tuple[list[dict
             pos -= step
             handle.seek(pos)
             data = handle.read(step) + data
-            if START_EVENT.search(data):
+            # Only a complete line counts: the first line of a window that does not begin the
+            # file may be cut, and is dropped below, so a start found there means reading on.
+            first_complete = data.find(b"\n") + 1 if pos > 0 else 0
+            if first_complete and START_EVENT.search(data, first_complete):
+                break
+            if pos == 0 and START_EVENT.search(data):
                 break
             chunk *= 2
     end = data.rfind(b"\n") + 1
@@ -330,9 +335,10 @@ class FollowUpdate:
 
     events: list[dict] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
+    restarted: bool = False  # the event log was replaced: the state was rebuilt from it
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.log_lines)
+        return bool(self.events or self.log_lines or self.restarted)
 
 
 class RunFollower:
@@ -352,9 +358,14 @@ class RunFollower:
         """Read the whole history once (sampled when huge); later polls read only new bytes."""
         with self.lock:
             self.history = scan_history(self.events_path, self.state)
-        self._reader = EventReader(self.events_path)
-        self._reader.offset = self.history.offset
-        self._read_log()
+        self._reader = EventReader(self.events_path, offset=self.history.offset)
+        # Events written since the scan; this first read also pins the file's identity, so
+        # that a later poll notices a replaced log.
+        late = self._reader.read_new()
+        with self.lock:
+            for event in late:
+                self.state.apply(event)
+            self._read_log()
         return self.history
 
     def _read_log(self) -> list[str]:
@@ -379,9 +390,16 @@ class RunFollower:
         if self._reader is None:
             self.attach()
         update = FollowUpdate()
+        restarts = self._reader.restarts
         update.events = self._reader.read_new()
         with self.lock:
+            if self._reader.restarts != restarts:
+                # The log was replaced or truncated: what was read is the whole new log, so the
+                # state starts over instead of counting its checkpoints and points twice.
+                self.state = RunState(max_points=self.state.max_points)
+                self.history = HistoryScan(offset=0, bad_lines=self.history.bad_lines if self.history else 0)
+                update.restarted = True
             for event in update.events:
                 self.state.apply(event)
-        update.log_lines = self._read_log()
+            update.log_lines = self._read_log()  # log.lines is read by the UI thread under the lock
         return update

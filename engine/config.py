@@ -351,6 +351,9 @@ def check_config(config: dict) -> list[ConfigIssue]:
                                       f"must be at least min_source_length ({low}), got {high}"))
     if not config.get("train_data_set_list"):
         issues.append(ConfigIssue("train_data_set_list", "at least one training list is needed"))
+    from engine.config_rules import cross_field_issues  # it imports ConfigIssue from here
+
+    issues.extend(cross_field_issues(config))
     return issues
 
 

@@ -98,9 +98,12 @@ class CheckpointsScreen(Screen):
     @work(thread=True, exclusive=True, group="ckpt-load")
     def _load(self) -> None:
         checkpoints, problems = list_checkpoints(self.run_dir)
-        self.app.call_from_thread(self._show, checkpoints, problems)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, checkpoints, problems)
 
     def _show(self, checkpoints: list[CheckpointInfo], problems: list[str]) -> None:
+        if not self.is_attached:  # the screen closed while the listing ran: its widgets are gone
+            return
         self.checkpoints = checkpoints
         names = {c.name for c in checkpoints}
         self.marked &= names
@@ -315,10 +318,14 @@ class CheckpointsScreen(Screen):
         self.app.call_from_thread(self._tool_done, what, code, problems, result)
 
     def _tool_progress(self, line: str) -> None:
+        if not self.is_attached:
+            return
         self.query_one("#ckpt-job", Static).update(Text(line[-400:]))
 
     def _tool_done(self, what: str, code: int | None, problems: list[str], result: DecodeResult | None) -> None:
         self.busy = False
+        if not self.is_attached:  # closed meanwhile: the tool's files are written, its log says how it went
+            return
         job = self.query_one("#ckpt-job", Static)
         if code == 0 and not problems:
             job.update(Text(f"{what}: done", style="green"))

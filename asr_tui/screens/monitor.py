@@ -204,6 +204,8 @@ class MonitorScreen(Screen):
         self.app.call_from_thread(self._show, update, status, reason)
 
     def _show(self, update: FollowUpdate, status: str, reason: str) -> None:
+        if not self.is_attached or not self.query("#monitor-status"):
+            return  # closed (or replaced) while the poll worker read the run
         first = not self.attached
         self.attached = True
         changed = first or bool(update) or (status, reason) != (self.status, self.reason)
@@ -228,6 +230,10 @@ class MonitorScreen(Screen):
     def _show_overview(self) -> None:
         """Rank table, train/valid numbers, data counts, checkpoints and any error."""
         self._overview_due = False
+        with self.follower.lock:  # the poll worker changes the state's dicts and lists
+            self._show_overview_locked()
+
+    def _show_overview_locked(self) -> None:
         state = self.follower.state
         if state.last_train and isinstance(state.last_train.get("ranks"), list):
             self.query_one(RankTable).show(state.last_train["ranks"])
@@ -240,8 +246,9 @@ class MonitorScreen(Screen):
         """The Log tab is filled when shown, from the follower's bounded line buffer."""
         log = self.query_one("#monitor-log", Log)
         log.clear()
-        if self.follower.log is not None:
-            log.write_lines(list(self.follower.log.lines))
+        with self.follower.lock:
+            lines = list(self.follower.log.lines) if self.follower.log is not None else []
+        log.write_lines(lines)
 
     def _set_text(self, selector: str, text: Text) -> None:
         """Update a Static only when its text changed (each update lays the screen out)."""
@@ -257,6 +264,10 @@ class MonitorScreen(Screen):
         widget.update(text, layout=not same_height)
 
     def _show_status(self) -> None:
+        with self.follower.lock:
+            self._show_status_locked()
+
+    def _show_status_locked(self) -> None:
         state = self.follower.state
         bar = self.query_one(ProgressBar)
         if state.total_steps:

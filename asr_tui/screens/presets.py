@@ -20,6 +20,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Opt
 from textual.widgets.option_list import Option
 
 from asr_tui.messages import PresetLoaded
+from asr_tui.screens.navigation import FORM_NAVIGATION
 from asr_tui.presets_store import (
     Preset, PresetError, config_diff, list_presets, load_preset, preset_path_for, save_preset,
     short_value, user_presets_dir,
@@ -33,10 +34,9 @@ class PresetsScreen(Screen):
 
     CSS_PATH = "presets.tcss"
     BINDINGS = [
-        Binding("escape", "back", "Back"),
+        *FORM_NAVIGATION,
         Binding("ctrl+s", "save", "Save form"),
         Binding("f5", "refresh", "Refresh"),
-        Binding("f1", "app.help", "Help", show=False),  # "?" types into the focused field
     ]
 
     def __init__(self, user_dir: Path | None = None) -> None:
@@ -219,8 +219,4 @@ class PresetsScreen(Screen):
         setup.set_baseline(config, path)
         self.notify(f"Saved {path}")
         self.action_refresh(select=path)
-
-    def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
 

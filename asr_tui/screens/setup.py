@@ -2,133 +2,48 @@
 
 The screen holds one config dict (``engine.config`` schema). Every field edits one dotted key
 of it and is checked as it is typed; after each edit the whole config is checked again with
-``engine.config.check_config`` (plus the cross-field checks below) and each problem is shown
-beside the field it names. Launch posts :class:`LaunchRequested` with the validated config only
-when nothing is wrong; the app writes config.yaml and starts the job.
+``engine.config.check_config`` (which applies the cross-field rules of ``engine.config_rules``,
+so the form refuses what ``asr-train`` refuses) and each problem is shown beside the field it
+names. The fields are listed in :mod:`asr_tui.setup_fields`; the Optim and Run tabs are widgets
+of their own (:mod:`asr_tui.widgets.setup_optim_tab`, :mod:`asr_tui.widgets.setup_run_tab`).
+The screen writes nothing itself: launch posts :class:`LaunchRequested` with the validated
+config only when nothing is wrong, and the node scripts are written by the app on
+:class:`NodeScriptsRequested`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import (
-    Button, Footer, Header, Input, Label, Select, Static, TabbedContent, TabPane, TextArea,
-)
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static, TabbedContent, TabPane
 
-from asr_tui.command import command_text, distributed_conf, port_is_free, write_node_scripts
-from asr_tui.messages import LaunchRequested
+from asr_tui.command import command_text, distributed_conf, port_is_free
+from asr_tui.messages import LaunchRequested, NodeScriptsRequested
+from asr_tui.screens.navigation import FORM_NAVIGATION
 from asr_tui.presets_store import PresetError, config_diff, list_presets, load_preset, model_section
+from asr_tui.setup_fields import MODEL_FIELDS, PREVIEW_STEPS, TAB_FIELDS, TABS, tab_of_key
 from asr_tui.widgets.form_data_check import DataCheck
-from asr_tui.widgets.form_fields import (
-    FieldSpec, FormField, devices, get_dotted, init_param_spec, integer, mapping, number, number_list, optional_path,
-    path_list, pop_dotted, set_dotted, text,
-)
+from asr_tui.widgets.form_fields import FieldSpec, FormField, get_dotted, pop_dotted, set_dotted
 from asr_tui.widgets.form_file_picker import FilePickerScreen
 from asr_tui.widgets.form_model_dir import FINETUNE_SUGGESTIONS, LOCKED_KEYS, ModelDirPicker
 from asr_tui.widgets.form_optim_sche import OptimScheEditor
 from asr_tui.widgets.lr_preview import LrPreview
+from asr_tui.widgets.setup_optim_tab import OptimTab
+from asr_tui.widgets.setup_run_tab import RunTab
+from asr_tui.widgets.setup_tab import SetupTab
 from engine.config import (
-    CHOICES, DEFAULTS, LIST_KEYS, ConfigError, ConfigIssue, check_config, deep_merge, dump_config, save_config,
-    validate_config,
+    CHOICES, DEFAULTS, LIST_KEYS, ConfigError, ConfigIssue, check_config, deep_merge, validate_config,
 )
-
-DATA_FIELDS = (
-    FieldSpec("output_dir", "output_dir", text(), help="the run directory (config.yaml, logs, checkpoints)"),
-    FieldSpec("train_data_set_list", "train lists", path_list(), browse=True, placeholder="data/train.jsonl",
-              help="FunASR jsonl lists, comma separated"),
-    FieldSpec("valid_data_set_list", "valid lists", path_list(), browse=True, placeholder="data/valid.jsonl"),
-    FieldSpec("test_data_set_list", "test lists", path_list(), browse=True, placeholder="data/test.jsonl"),
-)
-MODEL_FIELDS = (
-    FieldSpec("model", "model", kind="select", choices=CHOICES["model"]),
-    FieldSpec("model_conf.ctc_weight", "ctc_weight", number(minimum=0.0, maximum=1.0),
-              help="weight of the CTC loss against the attention loss"),
-    FieldSpec("model_conf.lsm_weight", "lsm_weight", number(minimum=0.0, maximum=0.99),
-              help="label smoothing of the attention decoder"),
-    FieldSpec("encoder_conf", "encoder_conf", mapping(), placeholder="{output_size: 256, num_blocks: 12}"),
-    FieldSpec("decoder_conf", "decoder_conf", mapping(), placeholder="{num_blocks: 6}"),
-    FieldSpec("predictor_conf", "predictor_conf", mapping(), placeholder="{} (paraformer only)",
-              help="paraformer's CIF predictor (FunASR's CifPredictorV2 keys)"),
-    FieldSpec("frontend_conf.n_mels", "n_mels", integer(minimum=1), help="Kaldi fbank bins"),
-    FieldSpec("frontend_conf.lfr_m", "lfr_m", integer(minimum=1), help="low frame rate: frames stacked"),
-    FieldSpec("frontend_conf.lfr_n", "lfr_n", integer(minimum=1), help="low frame rate: frames skipped"),
-    FieldSpec("frontend_conf.dither", "dither", number(minimum=0.0)),
-    FieldSpec("cmvn", "cmvn", kind="select", choices=CHOICES["cmvn"],
-              help="global: statistics of the training list, saved as am.mvn"),
-    FieldSpec("specaug_conf", "specaug_conf", mapping(), placeholder="{} (no SpecAugment)"),
-    FieldSpec("tokenizer_conf.type", "tokenizer", kind="select", choices=("char", "bpe")),
-    FieldSpec("tokenizer_conf.vocab_size", "vocab_size (bpe)", integer(minimum=2, optional=True), omit_empty=True,
-              placeholder="needed for bpe", help="sentencepiece vocabulary size, trained on the training text"),
-)
-BATCHING_FIELDS = (
-    FieldSpec("dataset_conf.batch_type", "batch_type", kind="select", choices=CHOICES["dataset_conf.batch_type"],
-              help="example: utterances per batch; length/token: frames per batch"),
-    FieldSpec("dataset_conf.batch_size", "batch_size", integer(minimum=1)),
-    FieldSpec("dataset_conf.num_workers", "num_workers", integer(minimum=0), help="data loader processes per rank"),
-    FieldSpec("dataset_conf.min_source_length", "min_source_length", integer(minimum=0),
-              help="shorter utterances (frames) are dropped and counted"),
-    FieldSpec("dataset_conf.max_source_length", "max_source_length", integer(minimum=1),
-              help="longer utterances (frames) are dropped and counted"),
-    FieldSpec("dataset_conf.max_target_length", "max_target_length", integer(minimum=1)),
-    FieldSpec("dataset_conf.shuffle", "shuffle", kind="switch"),
-    FieldSpec("dataset_conf.speed_perturb", "speed_perturb", number_list(optional=True, minimum=0.5, maximum=2.0),
-              placeholder="off (e.g. 0.9, 1.0, 1.1)",
-              help="training audio played at one of these speeds, drawn per utterance and epoch"),
-)
-TRAINING_FIELDS = (
-    FieldSpec("train_conf.max_epoch", "max_epoch", integer(minimum=1)),
-    FieldSpec("train_conf.log_interval", "log_interval", integer(minimum=1), help="updates between train events"),
-    FieldSpec("train_conf.validate_interval", "validate_interval", integer(minimum=1)),
-    FieldSpec("train_conf.save_checkpoint_interval", "save_checkpoint_interval", integer(minimum=1)),
-    FieldSpec("train_conf.keep_nbest_models", "keep_nbest_models", integer(minimum=1)),
-    FieldSpec("train_conf.avg_nbest_model", "avg_nbest_model", integer(minimum=0)),
-    FieldSpec("train_conf.avg_keep_nbest_models_type", "n-best by", kind="select",
-              choices=CHOICES["train_conf.avg_keep_nbest_models_type"]),
-    FieldSpec("train_conf.patience", "patience", integer(minimum=0), placeholder="0: off",
-              help="stop when the n-best metric has not improved for this many validations"),
-    FieldSpec("train_conf.accum_grad", "accum_grad", integer(minimum=1)),
-    FieldSpec("train_conf.grad_clip", "grad_clip", number(minimum=0.0, exclusive_min=True, optional=True),
-              placeholder="no clipping"),
-    FieldSpec("train_conf.use_fp16", "use_fp16", kind="switch"),
-    FieldSpec("train_conf.use_bf16", "use_bf16", kind="switch"),
-    FieldSpec("train_conf.init_param", "init_param", init_param_spec(), placeholder="start from random weights",
-              help="a checkpoint to initialise the model from (fine-tuning); PATH:SRC:DST:EXCLUDE,... filters keys "
-                   "(e.g. model.pt:::ctc.ctc_lo,decoder.output_layer,decoder.embed re-initialises the output layers)"),
-    FieldSpec("train_conf.ft_factor", "ft_factor", number(minimum=0.0, exclusive_min=True),
-              help="scales every lr (fine-tuning)"),
-    FieldSpec("seed", "seed", integer(minimum=0)),
-    FieldSpec("train_conf.resume", "resume", kind="switch", help="continue from output_dir/model.pt if it exists"),
-)
-DISTRIBUTED_FIELDS = (
-    FieldSpec("distributed.nnodes", "nnodes", integer(minimum=1)),
-    FieldSpec("distributed.nproc_per_node", "nproc_per_node", integer(minimum=1), help="processes (GPUs) per node"),
-    FieldSpec("distributed.node_rank", "node_rank", integer(minimum=0), help="this machine's rank"),
-    FieldSpec("distributed.master_addr", "master_addr", text(no_spaces=True), help="address of node 0"),
-    FieldSpec("distributed.master_port", "master_port", integer(minimum=1, maximum=65535)),
-    FieldSpec("distributed.devices", "devices", devices(), placeholder="all visible GPUs",
-              help="CUDA_VISIBLE_DEVICES for the job"),
-    FieldSpec("distributed.backend", "backend", kind="select", choices=CHOICES["distributed.backend"]),
-)
-PREVIEW_STEPS = FieldSpec("(preview)", "preview steps", integer(minimum=1, maximum=10_000_000, optional=True),
-                          placeholder="estimated", help="training steps (batches per rank) to draw")
-TAB_FIELDS = {"data": DATA_FIELDS, "model": MODEL_FIELDS, "batching": BATCHING_FIELDS,
-              "training": TRAINING_FIELDS, "distributed": DISTRIBUTED_FIELDS}
-TAB_OF_KEY = {spec.key: tab for tab, specs in TAB_FIELDS.items() for spec in specs}
-TABS = (
-    ("data", "F2 Data"), ("model", "F3 Model"), ("batching", "F4 Batch"), ("training", "F5 Train"),
-    ("optim", "F6 Optim"), ("distributed", "F7 Nodes"), ("run", "F8 Run"),
-)
-DEFAULT_PREVIEW_STEPS = 100_000
 
 
 @dataclass
@@ -141,100 +56,18 @@ class Problem:
     key: str | None = None
 
 
-def tab_of_key(key: str) -> str:
-    """The tab holding the field of a dotted config key (the Run tab for keys without a field)."""
-    if key.startswith("optim_sches"):
-        return "optim"
-    return TAB_OF_KEY.get(key, "run")
-
-
-def cross_field_issues(config: dict) -> list[ConfigIssue]:
-    """Problems between fields that the engine would only find at start-up."""
-    issues = []
-    tokenizer = config.get("tokenizer_conf") or {}
-    if tokenizer.get("type") == "bpe" and not tokenizer.get("vocab_size"):
-        issues.append(ConfigIssue("tokenizer_conf.vocab_size", "needed for a bpe tokenizer"))
-    train = config.get("train_conf") or {}
-    keep, avg = train.get("keep_nbest_models"), train.get("avg_nbest_model")
-    if isinstance(keep, int) and isinstance(avg, int) and avg > keep:
-        issues.append(ConfigIssue("train_conf.avg_nbest_model", f"cannot average more than the {keep} kept"))
-    data = config.get("dataset_conf") or {}
-    low, high = data.get("min_source_length"), data.get("max_source_length")
-    if isinstance(low, int) and isinstance(high, int) and low > high:
-        issues.append(ConfigIssue("dataset_conf.min_source_length", f"is above max_source_length ({high})"))
-    issues.extend(_optim_overlap_issues(config.get("optim_sches") or {}))
-    dist = config.get("distributed") or {}
-    gpus = [d for d in str(dist.get("devices") or "").split(",") if d.strip()]
-    procs = dist.get("nproc_per_node")
-    if gpus and isinstance(procs, int) and len(gpus) < procs:
-        issues.append(ConfigIssue("distributed.devices", f"lists {len(gpus)} GPU(s) for nproc_per_node {procs}"))
-    return issues
-
-
-def _optim_overlap_issues(optim_sches: dict) -> list[ConfigIssue]:
-    """Several OptimSchedulers must update disjoint modules (the engine refuses overlaps)."""
-    if len(optim_sches) < 2:
-        return []
-    issues, owner = [], {}
-    for name, entry in optim_sches.items():
-        key = f"optim_sches.{name}.conf.updated_modules"
-        modules = ((entry or {}).get("conf") or {}).get("updated_modules")
-        if modules is None:
-            issues.append(ConfigIssue(key, "with several OptimSchedulers, name the modules each one updates"))
-            continue
-        for module in [modules] if isinstance(modules, str) else modules:
-            if module in owner:
-                issues.append(ConfigIssue(key, f"{module} is already updated by {owner[module]}"))
-            owner.setdefault(module, name)
-    return issues
-
-
-def estimate_steps(config: dict, train_stats: dict | None) -> tuple[int, str]:
-    """Training steps per rank for the whole run, from the training list's size, or a fallback.
-
-    Batches are estimated from the list's utterances (batch_type example) or frames (length /
-    token: seconds / frame_shift / lfr_n), split over every rank, times max_epoch.
-    """
-    train = config.get("train_conf") or {}
-    if train_stats and train_stats.get("utterances"):
-        data = config.get("dataset_conf") or {}
-        frontend = config.get("frontend_conf") or {}
-        batch_size = max(int(data.get("batch_size") or 1), 1)
-        if data.get("batch_type") == "example":
-            per_epoch = train_stats["utterances"] / batch_size
-        else:
-            frames = train_stats.get("seconds", 0.0) * 1000.0 / float(frontend.get("frame_shift") or 10)
-            per_epoch = frames / max(int(frontend.get("lfr_n") or 1), 1) / batch_size
-        dist = distributed_conf(config)
-        world = max(int(dist["nnodes"]) * int(dist["nproc_per_node"]), 1)
-        steps = max(math.ceil(per_epoch / world), 1) * max(int(train.get("max_epoch") or 1), 1)
-        return steps, "estimated from the train list"
-    accum = max(int(train.get("accum_grad") or 1), 1)
-    longest = 0
-    for entry in (config.get("optim_sches") or {}).values():
-        conf = (entry or {}).get("conf") or {}
-        per_update = accum * max(int(conf.get("step_per_update") or 1), 1)
-        if isinstance(conf.get("max_update"), int):
-            longest = max(longest, conf["max_update"] * per_update)
-        elif isinstance(conf.get("warmup_steps"), int):
-            longest = max(longest, 4 * conf["warmup_steps"] * per_update)
-    if longest:
-        return longest, "from the schedules"
-    return DEFAULT_PREVIEW_STEPS, "default"
-
-
 class SetupScreen(Screen):
     """Forms for the whole experiment config, the lr preview and the torchrun command."""
 
     CSS_PATH = "setup.tcss"
     BINDINGS = [
+        *FORM_NAVIGATION,
         Binding("ctrl+r", "launch", "Launch"),
         Binding("ctrl+y", "copy_command", "Copy cmd"),
         Binding("ctrl+t", "save_scripts", "Node scripts"),
         Binding("ctrl+n", "add_optim_sche", "Add optim"),
         Binding("ctrl+g", "next_problem", "Next problem"),
         Binding("ctrl+o", "open_presets", "Presets"),
-        Binding("f1", "app.help", "Help", show=False),  # "?" types into the focused field
         # Priority: the app runs these before it hands on the keys typed after them, and the
         # action moves the focus before returning, so typing straight after F5 goes into F5's
         # first field instead of the field the focus is leaving.
@@ -253,77 +86,57 @@ class SetupScreen(Screen):
         self.preset_path = Path(preset_path) if preset_path else None
         self._unplaced: list[ConfigIssue] = []
         self._top_fields: dict[str, FormField] | None = None
+        self._top_fields_mounted = 0
         self.train_stats: dict | None = None
-        self._mounted_tabs = {"data"}  # data: its check feeds the lr preview's step estimate
-        self._tab_loaded: dict[str, asyncio.Event] = {"data": asyncio.Event()}
-        self._tab_loaded["data"].set()
         self._status_text = ""
-        self._preview_steps: int | None = None
+        # Set when a tab's body is mounted (the first tab is composed, the others are Lazy).
+        self._tab_ready: dict[str, asyncio.Event] = {tab: asyncio.Event() for tab, _ in TABS}
 
     # ---- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        # A tab's fields are mounted when it is first shown: the whole form is ~1000 widgets,
-        # and mounting them all would make opening the screen slow over SSH.
+        # The first tab is composed; the others are Textual Lazy widgets, mounted right after
+        # the first frame: the whole form is ~1000 widgets, and composing them all before it
+        # would make opening the screen slow over SSH.
         yield Header()
         with TabbedContent(initial="data", id="setup-tabs"):
-            for tab, label in TABS:
+            for index, (tab, label) in enumerate(TABS):
                 with TabPane(label, id=tab):
-                    if tab in self._mounted_tabs:
-                        yield from self._tab_content(tab)
+                    body = self._tab_body(tab)
+                    yield body if index == 0 else Lazy(body)
         yield Static("", id="setup-status")
         yield Footer()
 
-    def _tab_content(self, tab: str) -> list[Widget]:
-        """The widgets of one tab (built explicitly: they are also mounted after compose)."""
+    def _tab_body(self, tab: str) -> SetupTab:
+        ready = self._tab_ready[tab]
         if tab == "optim":
-            editors = [OptimScheEditor(name, entry, collapsed=index > 0)
-                       for index, (name, entry) in enumerate((self.config.get("optim_sches") or {}).items())]
-            return [
-                VerticalScroll(*editors, Button("Add an OptimScheduler (ctrl+n)", id="add-optim", compact=True),
-                               id="optim-list"),
-                Vertical(FormField(PREVIEW_STEPS, self._preview_steps, id="preview-steps"), LrPreview(id="lr-preview"),
-                         id="preview-pane"),
-            ]
+            return OptimTab(self.config.get("optim_sches") or {}, ready=ready)
+        if tab == "run":
+            return RunTab("run", ready=ready)
+        widgets: list[Widget] = []
         if tab == "model":
-            preset_row = Horizontal(
+            model = self.config.get("model")
+            widgets.append(ModelDirPicker(model if model not in CHOICES["model"] else None, id="model-dir"))
+            widgets.append(Horizontal(
                 Label("model preset", classes="form-label"),
                 Select(self._model_preset_options(), prompt="copy the model of a preset…", id="model-preset",
                        compact=True),
-                classes="form-row", id="model-preset-row")
-            model = self.config.get("model")
-            picker = ModelDirPicker(model if model not in CHOICES["model"] else None, id="model-dir")
-            return [VerticalScroll(picker, preset_row, *self._fields(MODEL_FIELDS))]
-        if tab == "run":
-            buttons = Horizontal(
-                Button("Launch (ctrl+r)", id="launch", variant="success", compact=True),
-                Button("Copy (ctrl+y)", id="copy", compact=True),
-                Button("Save node scripts (ctrl+t)", id="scripts", compact=True),
-                id="run-buttons")
-            return [VerticalScroll(
-                Static("", id="problems"),
-                Label("", id="command-title"),
-                TextArea("", id="command", read_only=True, soft_wrap=True, show_line_numbers=False),
-                buttons,
-                Static("", id="changes"))]
-        extra = [DataCheck(id="data-check")] if tab == "data" else []
-        return [VerticalScroll(*self._fields(TAB_FIELDS[tab]), *extra)]
+                classes="form-row", id="model-preset-row"))
+        widgets.extend(self._fields(TAB_FIELDS[tab]))
+        if tab == "data":
+            widgets.append(DataCheck(id="data-check"))
+        return SetupTab(tab, *widgets, ready=ready)
 
-    async def _ensure_tab(self, tab: str) -> None:
-        """Mount a tab's content the first time it is needed, then re-place the problems.
+    def tab_mounted(self, tab: str) -> bool:
+        return self._tab_ready[tab].is_set()
 
-        Callers may overlap (a key shows the tab while TabActivated arrives): all of them wait
-        for the one mount.
-        """
-        loaded = self._tab_loaded.get(tab)
-        if loaded is None:
-            loaded = self._tab_loaded[tab] = asyncio.Event()
-            await self.query_one(f"TabPane#{tab}", TabPane).mount_all(self._tab_content(tab))
-            self._mounted_tabs.add(tab)
-            self._top_fields = None
-            loaded.set()
-            self._config_changed()
-        await loaded.wait()
+    @on(SetupTab.Mounted)
+    def _tab_body_mounted(self, event: SetupTab.Mounted) -> None:
+        """New fields exist: put the problems they show beside them."""
+        event.stop()
+        if event.tab == "optim":
+            self._sync_optim_sches()
+        self._config_changed()
 
     def _fields(self, specs: tuple[FieldSpec, ...]) -> list[FormField]:
         return [FormField(spec, get_dotted(self.config, spec.key, spec.default)) for spec in specs]
@@ -358,15 +171,19 @@ class SetupScreen(Screen):
 
     def top_fields(self) -> dict[str, FormField]:
         """Fields of the config itself by key (not an OptimScheduler's, not the preview steps)."""
-        if self._top_fields is None:
+        mounted = sum(event.is_set() for event in self._tab_ready.values())
+        if self._top_fields is None or self._top_fields_mounted != mounted:  # a tab body came since
+            self._top_fields_mounted = mounted
             self._top_fields = {f.spec.key: f for f in self.query(FormField) if f.spec.key != PREVIEW_STEPS.key
                                 and not any(isinstance(a, OptimScheEditor) for a in f.ancestors)}
         return self._top_fields
 
+    def optim_tab(self) -> OptimTab | None:
+        return self.query_one(OptimTab) if self.tab_mounted("optim") else None
+
     def editors(self) -> list[OptimScheEditor]:
-        if "optim" not in self._mounted_tabs:
-            return []
-        return list(self.query_one("#optim-list", VerticalScroll).query_children(OptimScheEditor))
+        tab = self.optim_tab()
+        return tab.editors() if tab is not None else []
 
     def all_fields(self) -> list[FormField]:
         """Every field, without walking the whole DOM (a keystroke re-checks them all)."""
@@ -388,10 +205,6 @@ class SetupScreen(Screen):
     @on(FormField.Changed)
     def _field_changed(self, event: FormField.Changed) -> None:
         event.stop()
-        if event.key == PREVIEW_STEPS.key:
-            self._preview_steps = event.value
-            self._request_preview()
-            return
         if event.value is None and event.form_field.spec.omit_empty:
             pop_dotted(self.config, event.key)
         else:
@@ -408,19 +221,21 @@ class SetupScreen(Screen):
         self._sync_optim_sches()
         self._config_changed()
 
+    @on(OptimTab.PreviewStepsChanged)
+    def _preview_steps_changed(self, event: OptimTab.PreviewStepsChanged) -> None:
+        event.stop()
+        self._request_preview()
+
     def _sync_optim_sches(self) -> None:
-        sches: dict = {}
-        for editor in self.editors():
-            # A duplicate name keeps both entries apart until it is fixed (the check flags it).
-            name = editor.sche_name if editor.sche_name not in sches else f"{editor.sche_name}~dup"
-            sches[name] = editor.entry
-        self.config["optim_sches"] = copy.deepcopy(sches)
+        tab = self.optim_tab()
+        if tab is not None:
+            self.config["optim_sches"] = tab.entries()
 
     def _config_changed(self) -> None:
         """Re-check the whole config, put each problem beside its field, refresh the command."""
-        issues = check_config(self.config) + cross_field_issues(self.config)
-        names = [editor.sche_name for editor in self.editors()]
-        for name in {n for n in names if names.count(n) > 1}:
+        issues = check_config(self.config)
+        tab = self.optim_tab()
+        for name in sorted(tab.duplicate_names() if tab is not None else ()):
             issues.append(ConfigIssue(f"optim_sches.{name}", f"two OptimSchedulers are called {name!r}"))
         placed: dict[FormField, str] = {}
         unplaced = []
@@ -459,25 +274,23 @@ class SetupScreen(Screen):
                            " · ctrl+g goes there")
         else:
             status_text = "✓ ready · ctrl+r launches"
+        loaded = sum(self.tab_mounted(tab) for tab, _ in TABS)
+        if loaded < len(TABS):  # the Lazy tabs are still mounting: what is typed now waits
+            status_text = f"loading tabs {loaded}/{len(TABS)} · {status_text}"
         if status_text != self._status_text:  # a repaint per keystroke only when the line changes
             self._status_text = status_text
             status = self.query_one("#setup-status", Static)
             status.update(status_text)
             status.set_class(bool(problems), "-problems")
-        if self.query_one(TabbedContent).active != "run" or "run" not in self._mounted_tabs:
+        if self.query_one(TabbedContent).active != "run" or not self.tab_mounted("run"):
             return  # drawn when the Run tab is shown: layout is the costly part of a keystroke
-        self.query_one("#problems", Static).update(
-            "Fix before launch:\n" + "\n".join(f"  • {p.message} ({dict(TABS)[p.tab]})" for p in problems[:20])
-            if problems else "✓ The config is complete.")
         dist = distributed_conf(self.config)
-        self.query_one("#command-title", Label).update(
-            f"torchrun command (node {dist['node_rank']} of {dist['nnodes']}), select or ctrl+y to copy:")
-        command = self.query_one("#command", TextArea)
-        if command.text != self.command():
-            command.load_text(self.command())
         changes = config_diff(self.baseline, self.config)
         source = self.preset_path.name if self.preset_path else "the defaults"
-        self.query_one("#changes", Static).update(
+        self.query_one(RunTab).show(
+            [f"{p.message} ({dict(TABS)[p.tab]})" for p in problems],
+            f"torchrun command (node {dist['node_rank']} of {dist['nnodes']}), select or ctrl+y to copy:",
+            self.command(),
             f"{len(changes)} change(s) from {source}" + "".join(
                 f"\n  {key}: {old!r} → {new!r}" for key, old, new in changes[:12])
             + ("\n  …" if len(changes) > 12 else ""))
@@ -492,15 +305,11 @@ class SetupScreen(Screen):
     # ---- lr preview -------------------------------------------------------------------------
 
     def _request_preview(self) -> None:
-        if "optim" not in self._mounted_tabs:
-            return  # drawn when the Optim tab is first shown
-        steps, why = estimate_steps(self.config, self.train_stats)
-        self.query_one("#preview-steps", FormField).query_one(Input).placeholder = f"{steps} ({why})"
-        optim_sches = self.config.get("optim_sches") or {}
-        if optim_sches:
-            accum = int(get_dotted(self.config, "train_conf.accum_grad", 1) or 1)
-            self.query_one(LrPreview).request(optim_sches, self._preview_steps or steps, accum, config=self.config,
-                                              steps_given=bool(self._preview_steps))
+        """Redraw the lr curves, only while the Optim tab is shown: computing them holds the GIL
+        for up to a second, which would make the keys typed in other tabs wait (and reorder)."""
+        tab = self.optim_tab()
+        if tab is not None and self.query_one(TabbedContent).active == "optim":
+            tab.preview(self.config, self.train_stats)
 
     @on(LrPreview.Computed)
     def _preview_computed(self, event: LrPreview.Computed) -> None:
@@ -605,9 +414,11 @@ class SetupScreen(Screen):
             self.notify("No problems.")
 
     async def open_tab(self, tab: str) -> None:
-        """Show a tab with its content mounted (the caller decides where the focus goes)."""
+        """Show a tab once its body is mounted (the caller decides where the focus goes)."""
         self.query_one(TabbedContent).active = tab
-        await self._ensure_tab(tab)
+        await self._tab_ready[tab].wait()
+        if tab == "optim":
+            self._request_preview()  # at once: TabActivated comes a message later
 
     async def show_field(self, key: str) -> FormField | None:
         """Show the tab of a dotted config key; returns its field."""
@@ -660,7 +471,7 @@ class SetupScreen(Screen):
         self.notify("torchrun command copied (if your terminal blocks OSC 52, select it in the Run tab)")
 
     def action_save_scripts(self) -> None:
-        """Write RUN/config.yaml (if new) and run_node{N}.sh for every node, for the other machines."""
+        """Ask the app to write RUN/config.yaml (if new) and run_node{N}.sh for every node."""
         if self.problems():
             self.notify("Fix the problems first: the scripts would run a broken config.", severity="error")
             return
@@ -669,26 +480,11 @@ class SetupScreen(Screen):
         except ConfigError as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return
-        config_path = self.config_path()
-        if config_path.exists() and config_path.read_text(encoding="utf-8") != dump_config(config):
-            self.notify(f"{config_path} already holds a different config (an earlier run?): "
-                        "choose another output_dir.", severity="error", timeout=10)
-            return
-        try:
-            save_config(config, config_path)
-            paths = write_node_scripts(config, config_path, config_path.parent, workdir=Path.cwd())
-        except OSError as exc:
-            self.notify(f"Cannot write the scripts: {exc}", severity="error", timeout=10)
-            return
-        self.notify(f"Wrote {', '.join(p.name for p in paths)} in {config_path.parent}", timeout=8)
+        self.post_message(NodeScriptsRequested(config, self.config_path(), Path.cwd()))
 
     async def action_add_optim_sche(self) -> None:
         await self.open_tab("optim")
-        names = {editor.sche_name for editor in self.editors()}
-        name = next(n for n in (f"optim{i}" for i in range(1, 1000)) if n not in names)
-        template = copy.deepcopy(DEFAULTS["optim_sches"]["main"])
-        editor = OptimScheEditor(name, template)
-        await self.query_one("#optim-list", VerticalScroll).mount(editor, before="#add-optim")
+        editor = await self.query_one(OptimTab).add_editor()
         self._sync_optim_sches()
         self._config_changed()
         editor.scroll_visible()
@@ -740,8 +536,8 @@ class SetupScreen(Screen):
         self.notify(f"Model settings copied from {path.name}")
 
     @on(TabbedContent.TabActivated)
-    async def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        tab = event.pane.id or "data"
-        await self._ensure_tab(tab)
-        if tab == "run":
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "run":
             self._refresh_run_tab()
+        elif event.pane.id == "optim":
+            self._request_preview()

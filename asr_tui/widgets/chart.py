@@ -14,9 +14,26 @@ from rich.text import Text
 from textual.widget import Widget
 
 from asr_tui.run_state import Series
+from asr_tui.widgets.lr_preview import short_count
 
-SMOOTHING = 0.8
-LEGEND_MIN_HEIGHT = 14  # below this the legend box would hide the curves: names go in the title  # weight of the running average, as TensorBoard's smoothing slider
+SMOOTHING = 0.8  # weight of the running average, as TensorBoard's smoothing slider
+LEGEND_MIN_HEIGHT = 14  # below this the legend box would hide the curves: names go in the title
+# The first series is a braille line; the others are points drawn with these characters, so
+# train and valid can be told apart without colour (NO_COLOR, monochrome terminals).
+POINT_MARKERS = ("x", "o", "+", "*")
+
+
+def step_ticks(low: float, high: float, count: int = 5) -> list[int]:
+    """At most about ``count`` round integer positions between ``low`` and ``high`` (steps are
+    counts: plotext's own ticks read 2.0e1, 4.7e2)."""
+    low, high = math.floor(low), math.ceil(high)
+    if high <= low:
+        return [low]
+    raw = (high - low) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    spacing = max(1, int(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)))
+    first = math.ceil(low / spacing) * spacing
+    return list(range(first, high + 1, spacing))
 
 
 def smooth(values: list[float], weight: float = SMOOTHING) -> list[float]:
@@ -52,9 +69,10 @@ class MetricChart(Widget):
     DEFAULT_CSS = """
     MetricChart { height: 1fr; min-height: 6; }
     """
-    THEME = "dark"  # plotext theme; the compare chart registers one with known signal colours
+    THEME = "simple"  # plotext theme: colours for the curves only, the frame follows the app theme
     NAMES_IN_TITLE = True  # too small for a legend box: series names go in the title
     LEGEND_BOX = True  # a legend box where the chart is tall enough
+    POINTS_AFTER_FIRST = True  # series after the first as x/o points (valid beside train), not lines
 
     def __init__(self, title: str, names: list[str] | None = None, prefix: str | None = None,
                  **kwargs) -> None:
@@ -106,9 +124,12 @@ class MetricChart(Widget):
         figure = plotext.figure
         figure.clear()
         figure.plot_size(width, height)
+        # "simple" leaves the frame and text in the terminal's default colours, which Textual
+        # draws in the app theme's own (light or dark); only the curves are coloured.
         figure.theme(self.THEME)
         title = self.title + (" smoothed" if self.smoothing else "") + (" log" if self.log_scale else "")
         drawn = []
+        legend = len(chosen) > 1 and height >= LEGEND_MIN_HEIGHT
         for name, series in chosen:
             xs, ys = series.points()
             xs, ys = thin(xs, ys, 2 * width)
@@ -122,16 +143,26 @@ class MetricChart(Widget):
                 continue
             if len(xs) == 1:  # a single point still shows as a dot
                 xs, ys = xs * 2, ys * 2
-            signal = figure.signal(xs, ys, marker="braille")
-            signal.lines()
+            if not drawn or not self.POINTS_AFTER_FIRST:
+                signal = figure.signal(xs, ys, marker="braille")
+                signal.lines()
+            else:
+                signal = figure.signal(xs, ys, marker=POINT_MARKERS[(len(drawn) - 1) % len(POINT_MARKERS)])
+            if legend:
+                signal.label(name)  # before draw: plotext reads the label as the signal is drawn
             figure.draw(signal)
             drawn.append((name, signal, xs, ys))
         if self.log_scale:
             figure.ruler("y").scale("log")
+        if drawn:
+            all_x = [x for _, _, xs, _ in drawn for x in xs]
+            ticks = step_ticks(min(all_x), max(all_x), count=max(2, min(6, width // 12)))
+            figure.ruler("x").ticks(ticks, [short_count(t) for t in ticks])
         if len(drawn) > 1 and self.LEGEND_BOX and height >= LEGEND_MIN_HEIGHT:
             self._place_legend(figure, drawn)
         elif len(drawn) > 1 and self.NAMES_IN_TITLE:
-            title += ": " + " · ".join(name for name, *_ in drawn)
+            title += ": " + " · ".join(f"{'━' if index == 0 else POINT_MARKERS[(index - 1) % len(POINT_MARKERS)]} {name}"
+                                       for index, (name, *_) in enumerate(drawn))
         figure.title(title)
         return figure.build().string()
 
@@ -142,8 +173,6 @@ class MetricChart(Widget):
     def _place_legend(figure, drawn) -> None:
         """Legend in the corner the curves leave empty: top right for falling curves
         (loss), bottom right for rising ones (accuracy)."""
-        for name, signal, _, _ in drawn:
-            signal.label(name)
         all_x = [x for _, _, xs, _ in drawn for x in xs]
         all_y = [y for _, _, _, ys in drawn for y in ys]
         first_ys = drawn[0][3]

@@ -34,6 +34,8 @@ def _register_theme() -> str:
 class CompareChart(MetricChart):
     """Chart of ``metric`` for every run; :meth:`redraw` takes {run label: Series} in run order."""
 
+    POINTS_AFTER_FIRST = False  # every run a line, told apart by its colour and name
+
     NAMES_IN_TITLE = False  # the Compare screen's legend line names the runs in their colours
 
     def __init__(self, title: str, metric: str, **kwargs) -> None:

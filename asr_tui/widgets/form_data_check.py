@@ -228,6 +228,8 @@ class DataCheck(Vertical):
                                          vocab_from=train if key != "train_data_set_list" else None), None
             except (OSError, RuntimeError) as exc:
                 stats, error = None, str(exc)
+            except Exception as exc:  # noqa: BLE001 - a failed check is shown; it must not close the form
+                stats, error = None, f"{type(exc).__name__}: {exc}"
             if worker.is_cancelled:
                 return
             self.app.call_from_thread(self._done, key, stats, error, time.monotonic() - started)

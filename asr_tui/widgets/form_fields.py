@@ -255,7 +255,7 @@ class FieldSpec:
     label: str
     parse: Parser | None = None
     kind: str = "input"
-    choices: tuple[str, ...] = ()
+    choices: tuple[Any, ...] = ()
     help: str = ""
     placeholder: str = ""
     suggestions: tuple[str, ...] = ()
@@ -346,7 +346,8 @@ class FormField(Vertical):
                 choices = list(spec.choices)
                 if self.value not in choices:
                     choices.append(self.value)  # an unknown value from a preset stays visible (the check flags it)
-                yield Select([(render(c) or "(none)", c) for c in choices], value=self.value,
+                # None (an omit_empty select: the engine's default) is labelled by the placeholder
+                yield Select([(render(c) or spec.placeholder or "(none)", c) for c in choices], value=self.value,
                              allow_blank=False, compact=True)
             else:
                 yield Input(

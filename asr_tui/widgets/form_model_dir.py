@@ -28,7 +28,8 @@ from engine.funasr.param_count import count_params
 FINETUNE_SUGGESTIONS = {"train_conf.ft_factor": 0.1, "train_conf.warmup_from": "zero"}
 # Dotted keys whose fields the directory decides (shown, read-only).
 LOCKED_KEYS = ("model", "encoder_conf", "decoder_conf", "frontend_conf.n_mels", "frontend_conf.lfr_m",
-               "frontend_conf.lfr_n", "cmvn", "tokenizer_conf.type", "tokenizer_conf.vocab_size")
+               "frontend_conf.lfr_n", "cmvn", "tokenizer_conf.type", "tokenizer_conf.vocab_size",
+               "tokenizer_conf.english")
 
 
 @dataclass
@@ -64,7 +65,9 @@ def summarize(path: Path) -> ModelDirSummary:
     if model_dir.cmvn_file is not None:
         loads.append(f"{model_dir.cmvn_file.name} ({model_dir.input_dim}-dim CMVN)")
     values = {"encoder_conf": engine["encoder_conf"], "decoder_conf": engine["decoder_conf"],
-              "cmvn": engine["cmvn"], "tokenizer_conf.type": engine["tokenizer_conf"]["type"]}
+              "cmvn": engine["cmvn"], "tokenizer_conf.type": engine["tokenizer_conf"]["type"],
+              # the directory's token list says letters or words (engine.data.tokenizer.load_tokenizer)
+              "tokenizer_conf.english": None}
     for key in ("n_mels", "lfr_m", "lfr_n"):
         values[f"frontend_conf.{key}"] = engine["frontend_conf"][key]
     for key, value in engine.get("model_conf", {}).items():

@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 DEBOUNCE_S = 0.4
 # lr_curve evaluates every step in Python (~0.6 µs each): beyond this the preview shows the start only.
 MAX_PREVIEW_STEPS = 2_000_000
+FALLBACK_STEPS = 100_000  # the span when the schedules' own horizon cannot be worked out
 # Points per curve handed to plotext: braille gives 2 dots per cell, more points add nothing.
 POINTS_PER_CELL = 2
 
@@ -99,10 +100,11 @@ class LrPreview(Vertical):
     class Computed(Message):
         """New curves, or the engine's error; ``error_key`` is the dotted key the error names."""
 
-        def __init__(self, curves: dict[str, list[float]], error: str | None) -> None:
+        def __init__(self, curves: dict[str, list[float]], error: str | None, total_steps: int = 0) -> None:
             super().__init__()
             self.curves = curves
             self.error = error
+            self.total_steps = total_steps  # the span drawn: the one asked for, or the engine's default
             head = (error or "").split(":", 1)[0]
             self.error_key = head if error and head.startswith("optim_sches.") and " " not in head else None
 
@@ -130,16 +132,19 @@ class LrPreview(Vertical):
         """How many curves were computed (tests check the debounce with it)."""
         return self._computations
 
-    def request(self, optim_sches: dict, total_steps: int, accum_grad: int = 1, config: dict | None = None,
-                steps_given: bool = False) -> None:
+    def request(self, optim_sches: dict, total_steps: int | None, accum_grad: int = 1,
+                train_conf: dict | None = None, config: dict | None = None, steps_given: bool = False) -> None:
         """Preview these OptimSchedulers over ``total_steps`` training steps, after a pause in typing.
 
-        With ``config``, ``max_update: auto`` is filled in from its training lists as the trainer will
+        ``total_steps`` None: the span ``asr-train lr-preview`` draws by default (every
+        schedule's whole shape, from ``engine.optim_sche.preview.default_steps``). With ``config``,
+        ``max_update: auto`` is filled in from its training lists as the trainer will
         (engine.optim_sche.preview.with_run_length), and unless ``steps_given`` the preview spans the
         run: max_epoch x batches per epoch.
         """
-        self._request = (copy.deepcopy(optim_sches), int(total_steps), int(accum_grad), copy.deepcopy(config),
-                         steps_given)
+        train_conf = {**(train_conf or (config or {}).get("train_conf") or {}), "accum_grad": int(accum_grad)}
+        self._request = (copy.deepcopy(optim_sches), None if total_steps is None else int(total_steps),
+                         int(accum_grad), train_conf, copy.deepcopy(config), steps_given)
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self._start)
@@ -154,15 +159,14 @@ class LrPreview(Vertical):
         self.query_one("#lr-status", Static).update("lr preview: computing…")
         self.run_worker(partial(self._compute, *request), thread=True, group="lr-preview", name="lr preview")
 
-    def _compute(self, optim_sches: dict, total_steps: int, accum_grad: int, config: dict | None = None,
-                 steps_given: bool = False) -> None:
+    def _compute(self, optim_sches: dict, total_steps: int | None, accum_grad: int, train_conf: dict,
+                 config: dict | None = None, steps_given: bool = False) -> None:
         worker = get_current_worker()
         run_length = ""
         try:
             if config is not None:
                 from engine.optim_sche.preview import with_run_length  # reads the lists: off the UI thread
 
-                train_conf = {"accum_grad": accum_grad, **(config.get("train_conf") or {})}
                 optim_sches, values, batches = with_run_length(config, optim_sches, train_conf)
                 if batches is not None:
                     max_epoch = int(train_conf.get("max_epoch") or 1)
@@ -170,14 +174,22 @@ class LrPreview(Vertical):
                         total_steps = max_epoch * batches
                     run_length = " · max_update " + ", ".join(f"{k} {v}" for k, v in values.items()) + \
                         f" ({max_epoch} epochs x {batches} batches)"
-            steps = min(total_steps, MAX_PREVIEW_STEPS)
             from engine.optim_sche import lr_curve  # torch: only here, off the UI thread
 
+            if total_steps is None:
+                from engine.optim_sche.preview import default_steps
+
+                try:
+                    total_steps = default_steps(optim_sches, train_conf)
+                except Exception:  # noqa: BLE001 - a schedule the engine refuses: lr_curve names its key
+                    total_steps = FALLBACK_STEPS
+            steps = min(total_steps, MAX_PREVIEW_STEPS)
             # train_conf.ft_factor scales every lr (fine-tuning), as in training
-            ft_factor = float(((config or {}).get("train_conf") or {}).get("ft_factor") or 1.0)
+            ft_factor = float((train_conf or {}).get("ft_factor") or 1.0)
             curves, error = lr_curve(optim_sches, steps, accum_grad=accum_grad, ft_factor=ft_factor), None
         except Exception as exc:  # any bad combination of values is shown, never raised into the UI
             curves, error = {}, str(exc) or type(exc).__name__
+            total_steps = total_steps or 0
         if not worker.is_cancelled:
             self.app.call_from_thread(self._show, curves, error, total_steps, run_length)
 
@@ -194,7 +206,7 @@ class LrPreview(Vertical):
                 f"the first {short_count(MAX_PREVIEW_STEPS)} of {short_count(total_steps)}"
             status.update(f"lr per update over {span} training steps · {peaks}{run_length}")
         self.redraw()
-        self.post_message(self.Computed(curves, error))
+        self.post_message(self.Computed(curves, error, total_steps))
         if self._request is not None and self._timer is None:
             self._start()  # edits arrived while computing
 

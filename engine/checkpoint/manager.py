@@ -24,12 +24,12 @@ from pathlib import Path
 
 from engine.checkpoint.average import average_checkpoints
 from engine.checkpoint.names import INDEX, LATEST, average_name, epoch_name, parse_name, step_name
+from engine.checkpoint.ranking import METRICS, chronological_key, metric_value, rank_entries
 from engine.checkpoint.storage import CheckpointError, load_checkpoint, save_checkpoint
 from engine.utils.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-METRICS = ("acc", "loss")  # higher acc is better, lower loss is better
 INDEX_VERSION = 1
 STALE_TMP_SECONDS = 600  # a temporary file untouched this long belongs to a killed writer
 
@@ -68,26 +68,6 @@ def relative_path(path: str | os.PathLike, run_dir: str | os.PathLike) -> str:
         return str(path)
 
 
-def metric_value(entry: dict, metric: str) -> float | None:
-    value = (entry.get("metrics") or {}).get(metric)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def rank_entries(entries: list[dict], metric: str) -> list[dict]:
-    """Best first: by ``metric`` recorded at save time, newest first among equals; entries saved
-    without that metric (no validation data) follow, newest first."""
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
-    newest_first = sorted(entries, key=chronological_key, reverse=True)
-    scored = [e for e in newest_first if metric_value(e, metric) is not None]
-    unscored = [e for e in newest_first if metric_value(e, metric) is None]
-    sign = -1.0 if metric == "acc" else 1.0
-    scored.sort(key=lambda e: sign * metric_value(e, metric))  # stable: ties stay newest first
-    return scored + unscored
-
-
 def _plain_metrics(metrics: dict | None) -> dict:
     """Metrics as JSON numbers: tensors become floats, NaN/inf become None (no rank for them)."""
     plain = {}
@@ -112,10 +92,6 @@ def _funasr_metrics(state: dict, name: str) -> dict:
                 metrics[metric] = float(table[name])
                 break
     return metrics
-
-
-def chronological_key(entry: dict) -> tuple:
-    return (entry.get("time") or 0.0, entry.get("epoch") or 0, entry.get("step") or 0)
 
 
 class CheckpointManager:

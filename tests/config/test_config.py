@@ -120,3 +120,23 @@ def test_config_module_does_not_import_torch():
 def test_overrides_read_exponent_numbers_as_numbers():
     assert apply_overrides({}, ["++optim_conf.lr=1e-3", "++a=2E+2", "++b=e5"]) == {
         "optim_conf": {"lr": 0.001}, "a": 200.0, "b": "e5"}
+
+
+def test_cross_field_rules_are_refused_by_the_engine_as_by_the_form():
+    """asr-train validates with check_config, which applies engine.config_rules: the setup form
+    and the engine refuse the same combinations, each named by the key that fixes it."""
+    from engine.config import ConfigError, validate_config
+
+    user = {"train_data_set_list": ["t.jsonl"], "distributed": {"devices": "0", "nproc_per_node": 2},
+            "optim_sches": {"main": {"type": "warmuplr", "conf": {"optim_conf": {"lr": 0.001}}},
+                            "ctc": {"type": "constant", "conf": {"optim_conf": {"lr": 0.001},
+                                                                "updated_modules": ["ctc"]}}}}
+    with pytest.raises(ConfigError) as raised:
+        validate_config(user, "exp.yaml")
+    message = str(raised.value)
+    assert message.startswith("exp.yaml: ")
+    assert "distributed.devices: lists 1 GPU(s) for nproc_per_node 2" in message
+    assert "optim_sches.main.conf.updated_modules: with several OptimSchedulers, name the modules" in message
+    # averaging more than are kept is valid: the engine keeps max(keep_nbest_models, avg_nbest_model)
+    validate_config({"train_data_set_list": ["t.jsonl"],
+                     "train_conf": {"keep_nbest_models": 1, "avg_nbest_model": 3}}, "exp.yaml")

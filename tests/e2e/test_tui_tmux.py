@@ -4,7 +4,8 @@ Load the shipped demo preset from the presets screen, type a short schedule and 
 into the setup form's fields, launch it as a 2-process CPU torchrun job, drop the terminal (as a
 lost SSH connection does) and open a new console on the running job, watch the rank table and
 the charts fill, stop it, resume it with one key, let it finish, average checkpoints and decode
-the test split -- reading the terminal with capture-pane at 80x24 as a user over SSH would.
+the test split, then go back to the runs list and compare it with a run started from a script
+(``asr-train --config``) -- reading the terminal with capture-pane at 80x24 as a user over SSH would.
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ class Tmux:
         for index, field in enumerate(fields):
             if index:
                 self.keys("Tab")
-                time.sleep(0.3)
+                # The focus moves when the app gets to the Tab; capture-pane does not show where
+                # the focus is, so give a loaded machine (many runs at once) a second for it.
+                time.sleep(1.0)
             if field is None:
                 continue
             label, value = field
@@ -162,10 +165,24 @@ def test_whole_experiment_by_keys(tmp_path):
     port = free_port()
     env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color",
            "OMP_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")}
+    if os.environ.get("PYTHONPATH"):  # a checkout put before the installed package: the console runs it
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     tmux = Tmux([str(ASR_TUI), "--runs-root", "exp"], cwd=tmp_path, env=env)
     run_dir = tmp_path / "exp" / "e2e"
+    script_dir = tmp_path / "exp" / "script"
+    script_run = None
     try:
         tmux.wait_for("Runs under", "No runs under")
+        # A second run, started from a script while the form is filled in (one short epoch), to
+        # compare with at the end: the console lists and compares runs it did not launch.
+        with open(tmp_path / "script.log", "wb") as log:
+            script_run = subprocess.Popen(
+                [str(BIN / "asr-train"), "--config", str(ROOT / "presets" / "conformer-demo.yaml"),
+                 "++output_dir=exp/script", "++train_conf.max_epoch=1", "++train_conf.log_interval=1",
+                 "++train_conf.validate_interval=4", "++train_conf.save_checkpoint_interval=4",
+                 "++dataset_conf.batch_size=1500"],
+                cwd=tmp_path, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         # Load the shipped demo preset from the presets screen.
         tmux.keys("p")
         tmux.wait_for("conformer-demo  shipped")
@@ -176,7 +193,9 @@ def test_whole_experiment_by_keys(tmp_path):
             time.sleep(0.3)
         tmux.wait_for("conformer-demo · ")
         tmux.keys("Enter")
-        tmux.wait_for("F8 Run", "exp/conformer-demo")
+        # The form's other tabs mount right after its first frame (its status line says so):
+        # a person waits for them before typing, and so does this.
+        tmux.wait_for("F8 Run", "exp/conformer-demo", " · ctrl+", absent="loading tabs", timeout=120)
         # Type a short run into the form: F2..F7 show a tab with the cursor in its first field.
         tmux.show_tab("F2", "output_dir")
         tmux.fill(("output_dir", "exp/e2e"))
@@ -249,8 +268,26 @@ def test_whole_experiment_by_keys(tmp_path):
         summary = json.loads(summaries[0].read_text())
         assert summary["utterances"] == 20 and summary["mode"] == "ctc_greedy"
         assert f"{summary['cer'] * 100:.2f}%" in screen
+        # Back to the runs list (u), mark both runs (space moves on), compare them (v).
+        assert script_run.wait(timeout=120) == 0, (tmp_path / "script.log").read_text()[-2000:]
+        tmux.keys("u")
+        tmux.wait_for("Runs under", "script", timeout=30)
+        screen = tmux.wait_for("e2e", "script", absent="running", timeout=30)
+        assert screen.count("finished") >= 2
+        tmux.keys("Home", "space", "space", "v")
+        tmux.wait_for("e2e (finished)", "script (finished)", "x: update step", timeout=60)
+        tmux.wait_for("train loss", "┤", timeout=30)  # the curves, on shared axes
+        tmux.keys("2")  # best figures: the e2e run's decode is there, the script run has none
+        screen = tmux.wait_for("best CER", f"{summary['cer'] * 100:.2f}", timeout=30)
+        tmux.keys("3")  # the config diff: only the keys that differ
+        screen = tmux.wait_for("train_conf.max_epoch", timeout=30)
+        assert re.search(r"^\s*train_conf\.max_epoch\s+6\s+1\s*$", screen, re.M), screen
+        assert re.search(r"^\s*distributed\.nproc_per_node\s+2\s+1\s*$", screen, re.M), screen
+        assert not re.search(r"^\s*(output_dir|encoder_conf\S*)\s", screen, re.M), screen  # equal or left out
         tmux.keys("q")
     finally:
         tmux.close()
         stop_leftover_job(run_dir)
+        if script_run is not None and script_run.poll() is None:
+            os.killpg(script_run.pid, signal.SIGKILL)
     assert time.monotonic() - started < 300

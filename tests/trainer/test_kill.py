@@ -98,6 +98,8 @@ def test_kill_minus_9_at_random_moments_loses_only_unsaved_steps(small_corpus, t
         if starts and starts[-1]["resumed_from"] is not None:
             assert starts[-1]["step"] == on_disk
     assert kills >= 10, f"only {kills} kills landed before the run finished"
+    # Every other kill waits for a checkpoint write: a share of them must land inside one.
+    assert during_writes >= KILLS // 4, f"only {during_writes} of {kills} kills landed during a checkpoint write"
 
     final = launch(config_path, log_path=log_path)
     assert final.wait(timeout=300) == 0, log_path.read_text()[-3000:]

@@ -11,3 +11,12 @@ async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await pilot.pause(0.05)
+
+
+async def settle(pilot) -> None:
+    """Wait until the app is idle: its workers done and its message queues empty. A negative
+    check ("nothing was launched") comes after this, so it cannot pass only for being early."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()

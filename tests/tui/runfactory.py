@@ -1,9 +1,11 @@
-"""Fabricate realistic run directories for the console's tests and benchmark.
+"""Fabricate realistic run directories for the console's tests.
 
-A run directory as the engine leaves it (DESIGN.md): config.yaml, run.json, events.jsonl
-written with the engine's own EventWriter (start, data, train with per-rank rows, valid,
-checkpoint, average, end / error), log.txt and console.log, and checkpoint files named as
-FunASR names them. The checkpoint files hold a few bytes: the console never loads them.
+A run directory as the engine leaves it (docs/contracts.md): config.yaml, run.json, and an
+events.jsonl written by the engine's own EventWriter with the fields the trainer writes, built
+by the trainer's own functions (``train_event_fields`` from per-rank rows, ``data_event`` from a
+``DataReport``; start, valid, checkpoint and end with the keys build.py, trainer.py and train.py
+write), log.txt and console.log, and checkpoint files named as FunASR names them. The
+checkpoint files hold a few bytes: the console never loads them.
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ import sys
 import time
 from pathlib import Path
 
+from engine.checkpoint.manager import relative_path
 from engine.config import DEFAULTS, deep_merge, save_config
+from engine.data.report import DataReport
 from engine.events import EventWriter
+from engine.trainer.build import data_event
+from engine.trainer.train_log import ROW_FIELDS, rank_rows, train_event_fields
+
+LOSS_NAMES = ["loss", "loss_att", "loss_ctc"]  # sorted, as IntervalMeter.row gives them
 
 
 def config_for(run_dir: Path, **train_conf) -> dict:
@@ -33,21 +41,26 @@ def config_for(run_dir: Path, **train_conf) -> dict:
     return config
 
 
-def train_event(step: int, epoch: int, world_size: int = 2, lr: float | None = None) -> dict:
+def train_event(step: int, epoch: int, world_size: int = 2, lr: float | None = None,
+                log_interval: int = 10, steps_per_epoch: int = 100) -> dict:
+    """The fields of a ``train`` event, made by the trainer's own code from per-rank interval rows."""
     loss = 3.0 * math.exp(-step / 300) + 0.2
     acc = 0.95 - 0.85 * math.exp(-step / 250)
-    return {
-        "epoch": epoch, "step": step,
-        "lr": {"main": lr if lr is not None else 1e-3 * min(1.0, step / 100) + 1e-6},
-        "loss": loss, "loss_ctc": loss * 1.3, "loss_att": loss * 0.9, "acc": acc,
-        "grad_norm": {"main": 2.5}, "throughput": 812.5, "padding_ratio": 0.11,
-        "ranks": [
-            {"rank": r, "loss": loss + 0.01 * r, "batch_size": 24 + r, "data_load_s": 0.004,
-             "forward_s": 0.12, "backward_s": 0.21, "optim_s": 0.01, "total_s": 0.35,
-             "memory_mb": 812.0 + r}
-            for r in range(world_size)
-        ],
-    }
+    flat = []
+    for rank in range(world_size):
+        row = {"updates": log_interval, "batch_size": 24 + rank, "data_load": 0.004, "forward": 0.12,
+               "backward": 0.21, "optim": 0.01, "total": 0.35, "memory_gb": (812.0 + rank) / 1024,
+               "peak_memory_gb": (900.0 + rank) / 1024, "acc": acc, "utterances": 240 * log_interval,
+               "frames_real": 21_360 * log_interval, "frames_padded": 24_000 * log_interval,
+               "loss_avg_epoch": loss, "acc_avg_epoch": acc, "grad_norm": 2.5}
+        terms = {"loss": loss + 0.01 * rank, "loss_att": loss * 0.9, "loss_ctc": loss * 1.3}
+        # A field the engine adds to its rows later is absent here (NaN), as on a rank without it.
+        flat.append([row.get(name, math.nan) for name in ROW_FIELDS] + [terms[name] for name in LOSS_NAMES])
+    lr = lr if lr is not None else 1e-3 * min(1.0, step / 100) + 1e-6
+    return train_event_fields(rank_rows(flat, LOSS_NAMES), epoch=epoch, step=step,
+                              batch=(step - 1) % steps_per_epoch + 1, batches_per_epoch=steps_per_epoch,
+                              lrs={"main": lr}, grad_norms={"main": 2.5}, elapsed_s=0.35 * log_interval,
+                              frame_shift_ms=10.0)
 
 
 class RunFactory:
@@ -79,13 +92,19 @@ class RunFactory:
         return record
 
     def start(self, resumed_from: str | None = None) -> None:
+        """``start`` with the keys of engine.trainer.build, then one ``data`` event per split."""
         self.events.write("start", world_size=self.world_size, num_params=1_234_567,
-                          steps_per_epoch=self.steps_per_epoch, max_epoch=self.max_epoch,
-                          resumed_from=resumed_from, config=self.config)
-        for split, utts, hours, dropped in (("train", 3000, 2.5, {"too_long": 3, "empty_text": 1}),
-                                            ("valid", 300, 0.25, {})):
-            self.events.write("data", split=split, lists=[f"data/{split}.jsonl"], utterances=utts,
-                              hours=hours, dropped=dropped)
+                          steps_per_epoch=self.steps_per_epoch, batches_per_epoch=self.steps_per_epoch,
+                          max_epoch=self.max_epoch, resumed_from=resumed_from,
+                          epoch=self.step // self.steps_per_epoch + 1, step=self.step, device="cpu",
+                          config=self.config)
+        for split, utts, seconds, dropped in (("train", 3000, 9000.0, {"too_long": 3, "empty_text": 1}),
+                                              ("valid", 300, 900.0, {})):
+            report = DataReport(name=split, utterances=utts, seconds=seconds, sources=[f"data/{split}.jsonl"])
+            for reason, count in dropped.items():
+                for line in range(count):
+                    report.drop(reason, f"data/{split}.jsonl", line=line + 1, key=f"u{line}")
+            self.events.write("data", **data_event(report, split, [f"data/{split}.jsonl"]))
         self.log(f"start: world_size {self.world_size}, resumed from {resumed_from}")
 
     def log(self, line: str) -> None:
@@ -98,13 +117,15 @@ class RunFactory:
         for _ in range(steps // log_interval):
             self.step += log_interval
             epoch = (self.step - 1) // self.steps_per_epoch + 1
-            fields = train_event(self.step, epoch, self.world_size)
+            fields = train_event(self.step, epoch, self.world_size, log_interval=log_interval,
+                                 steps_per_epoch=self.steps_per_epoch)
             self.events.write("train", **fields)
             self.log(f"rank: 0, epoch: {epoch}/{self.max_epoch}, step: {self.step}, "
                      f"loss_avg_rank: {fields['loss']:.3f}, acc: {fields['acc']:.3f}")
             if self.step % valid_every == 0:
-                self.events.write("valid", epoch=epoch, step=self.step, loss=fields["loss"] * 1.1,
-                                  acc=fields["acc"] - 0.03)
+                losses = {name: value * 1.1 for name, value in fields["losses"].items()}
+                self.events.write("valid", epoch=epoch, step=self.step, loss=losses["loss"],
+                                  acc=fields["acc"] - 0.03, losses=losses, utterances=300)
             if self.step % checkpoint_every == 0:
                 self.checkpoint(epoch, fields["acc"] - 0.03, fields["loss"] * 1.1)
 
@@ -112,9 +133,9 @@ class RunFactory:
         path = self.run_dir / (name or f"model.pt.ep{epoch}")
         path.write_bytes(b"fabricated checkpoint " + str(self.step).encode() * 100)
         (self.run_dir / "model.pt").write_bytes(b"latest state")
-        self.events.write("checkpoint", path=str(path), epoch=epoch, step=self.step, metric="acc",
-                          metrics={"acc": acc, "loss": loss}, kept=[str(path)], deleted=[],
-                          kind="epoch")
+        self.events.write("checkpoint", path=relative_path(path, self.run_dir), epoch=epoch, step=self.step,
+                          metric="acc", metrics={"acc": acc, "loss": loss},
+                          kept=[relative_path(path, self.run_dir)], deleted=[], kind="epoch")
         return path
 
     def end(self, status: str = "finished", reason: str = "") -> None:

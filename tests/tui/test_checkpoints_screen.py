@@ -27,6 +27,24 @@ def fake_tools(monkeypatch):
                         lambda name, *args: [sys.executable, str(FAKE_TOOLS), name, *args])
 
 
+def test_console_nbest_is_what_the_engine_averages(tmp_path):
+    """The console marks the checkpoints the engine's CheckpointManager.best picks: ties newest
+    first, and checkpoints saved without the metric (no validation) after the scored ones."""
+    from engine.checkpoint import CheckpointManager
+    from tests.checkpoint.conftest import training_state
+
+    manager = CheckpointManager(tmp_path, keep_nbest_models=10, avg_nbest_model=5, metric="acc")
+    for epoch, metrics in enumerate([{"acc": 0.5}, {"acc": 0.7}, None, {"acc": 0.7}, None, {"acc": 0.6}], 1):
+        manager.save(training_state(epoch), epoch=epoch, metrics=metrics)
+    found, problems = list_checkpoints(tmp_path)
+    assert problems == []
+    for count in range(1, 7):
+        engine_names = [Path(e["path"]).name for e in manager.best(count)]
+        assert [c.name for c in nbest(found, count, "acc")] == engine_names
+    assert [c.name for c in nbest(found, 5, "acc")] == [
+        "model.pt.ep4", "model.pt.ep2", "model.pt.ep6", "model.pt.ep1", "model.pt.ep5"]
+
+
 def test_list_merges_index_events_and_files(tmp_path):
     run = finished_run(tmp_path)
     (run.run_dir / "model.pt.avg2").write_bytes(b"avg")
@@ -194,3 +212,21 @@ async def test_export_model_dir_of_the_selected_checkpoint(tmp_path, fake_tools)
                                                          "model.pt", "tokens.json"]
         assert (out / "model.pt").read_text() == f"model.pt of {name}\n"
         assert "done" in text_of(screen.query_one("#ckpt-job", Static))
+
+
+async def test_results_that_arrive_after_the_screen_closed_are_dropped(tmp_path):
+    """The listing and the tools run in threads and hand their results to the UI thread: if
+    the screen was closed meanwhile (the user left, the app is closing), its widgets are gone
+    and the results are dropped (a NoMatches here closed the app)."""
+    run = finished_run(tmp_path)
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_checkpoints(pilot, app, run.run_dir)
+        listing = list(screen.checkpoints)
+        app.pop_screen()
+        await wait_for(pilot, lambda: not screen.is_attached)
+        screen._show(listing, [])  # as the listing worker's call_from_thread would
+        screen._tool_progress("export · 1s")
+        screen._tool_done("export", 0, [], None)
+        await pilot.pause()
+        assert app.is_running

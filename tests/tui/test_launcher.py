@@ -180,7 +180,8 @@ async def test_job_outlives_the_console_and_a_new_console_reattaches(tmp_path, f
     pid = read_run_json(run_dir)["pid"]
     os.kill(pid, 0)  # still running after the console quit
     steps_before = sum(e["event"] == "train" for e in events_of(run_dir))
-    time.sleep(0.5)
+    # The job trains on with no console watching it.
+    wait_until(lambda: sum(e["event"] == "train" for e in events_of(run_dir)) > steps_before)
 
     again = AsrTuiApp(runs_root=tmp_path / "exp", run_dir=run_dir)
     async with again.run_test(size=(80, 24)) as pilot:

@@ -197,3 +197,45 @@ async def test_an_early_stopped_run_shows_why_it_ended(tmp_path):
         monitor = await open_monitor(pilot, app, "patient")
         await wait_for(pilot, lambda: reason in text_of(monitor.query_one("#monitor-status", Static)))
         assert "finished" in text_of(monitor.query_one("#monitor-status", Static))
+
+
+async def test_one_enter_opens_one_monitor(tmp_path):
+    """Enter in the runs list is the DataTable's select (RowSelected), not also the screen's
+    Enter binding: one OpenRun, one monitor. Two Enters that reach the list before the first is
+    handled (a key repeat, a bounce) still open one monitor: the app opens a run's monitor only
+    where it is not already on top."""
+    from textual.events import Key
+
+    from asr_tui.messages import OpenRun
+
+    finished_run(tmp_path)
+    live, _ = live_run(tmp_path)  # the list keeps refreshing underneath
+    posted: set[int] = set()
+
+    def hook(message) -> None:
+        if isinstance(message, OpenRun):
+            posted.add(id(message))  # a message is seen once by each pump it bubbles through
+
+    def monitors() -> int:
+        return sum(isinstance(screen, MonitorScreen) for screen in app.screen_stack)
+
+    app = AsrTuiApp(runs_root=tmp_path)
+    async with app.run_test(size=(80, 24), message_hook=hook) as pilot:
+        await wait_for(pilot, lambda: len(runs_rows(app)) == 2)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert len(posted) == 1 and monitors() == 1
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        posted.clear()
+        app.post_message(Key("enter", "\r"))
+        app.post_message(Key("enter", "\r"))
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        await pilot.pause(0.3)
+        await pilot.pause()
+        assert len(posted) == 2 and monitors() == 1
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+    live.close()

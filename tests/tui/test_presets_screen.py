@@ -14,6 +14,7 @@ from asr_tui import presets_store
 from asr_tui.messages import PresetLoaded
 from asr_tui.screens.presets import PresetsScreen
 from asr_tui.screens.setup import SetupScreen
+from tests.tui.pilot import settle
 from tests.tui.pilot import wait_for as pilot_wait_for
 
 SIZE = (80, 24)
@@ -60,7 +61,8 @@ def dirs(tmp_path, monkeypatch):
 
 async def open_presets(app, pilot) -> PresetsScreen:
     await pilot.press("ctrl+o")
-    await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen))
+    # Pushed is not mounted yet (the form below may still be mounting its lazy tabs).
+    await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen) and app.screen.is_mounted)
     return app.screen
 
 
@@ -109,7 +111,7 @@ async def test_bad_preset_is_an_error_not_a_crash(dirs, name, needle):
         await pilot.pause()
         assert needle in screen.query_one("#preset-yaml").text
         await pilot.press("enter")
-        await pilot.pause()
+        await settle(pilot)  # idle first: "not loaded" must not pass for being early
         assert app.screen is screen and app.loaded == []
         assert any(needle in str(n.message) for n in app._notifications)
 
@@ -158,7 +160,7 @@ async def test_loading_over_unsaved_changes_takes_a_second_enter(dirs):
         screen = await open_presets(app, pilot)
         highlight(screen, "small")
         await pilot.press("enter")
-        await pilot.pause()
+        await settle(pilot)  # idle first: "not loaded" must not pass for being early
         assert app.loaded == [] and app.screen is screen
         assert any("1 unsaved change" in str(n.message) for n in app._notifications)
         await pilot.press("enter")

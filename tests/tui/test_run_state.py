@@ -1,5 +1,7 @@
 """RunState folding and bounded series: what the monitor's numbers and charts rest on."""
 
+from pathlib import Path
+
 from asr_tui.run_state import RunState, Series, learning_rates, loss_terms
 from tests.tui.runfactory import train_event
 
@@ -45,3 +47,23 @@ def test_field_readers_accept_engine_spellings():
     assert learning_rates({"lr": 0.5}) == {"lr": 0.5}
     assert loss_terms({"loss": 1.0, "loss_ctc": 2.0, "acc": 0.3}) == {"loss": 1.0, "loss_ctc": 2.0}
     assert loss_terms({"losses": {"loss": 1.0}}) == {"loss": 1.0}
+
+
+def test_a_finished_run_is_at_100_percent():
+    """Length batching makes the real step count differ from steps_per_epoch × max_epoch, and the
+    last update of an epoch is reported by its checkpoint, not by a train event: a finished run
+    shows 100% and its real last step (a demo run showed 99.3%, 1366/1376)."""
+    from asr_tui.runs_store import summarize
+    from asr_tui.screens.runs import progress_text
+
+    state = RunState()
+    state.apply({"event": "start", "time": 0.0, "steps_per_epoch": 172, "max_epoch": 8, "world_size": 1})
+    state.apply({"event": "train", "time": 1.0, **train_event(1360, 8)})
+    state.apply({"event": "checkpoint", "time": 2.0, "path": "model.pt.ep8", "epoch": 8, "step": 1366,
+                 "metric": "acc", "metrics": {"acc": 0.9}, "kept": [], "deleted": [], "kind": "epoch"})
+    assert state.step == 1366
+    assert state.progress < 1.0  # still running: against the estimate
+    state.apply({"event": "end", "time": 3.0, "status": "finished", "reason": ""})
+    assert state.progress == 1.0 and state.total_steps == 1366
+    summary = summarize(Path("run"), state)
+    assert progress_text(summary) == "100.0% 1366/1366"

@@ -11,6 +11,7 @@ import pytest
 import engine.optim_sche  # noqa: F401  torch, once: the preview's worker would otherwise import it per app
 from textual.widgets import Input, Static
 
+from asr_tui.setup_fields import TABS
 from asr_tui.widgets.form_model_dir import ModelDirPicker
 from asr_tui.widgets.lr_preview import LrPreview
 from engine.config import validate_config
@@ -103,3 +104,22 @@ def test_init_param_field_takes_the_key_filter(tmp_path):
         parse(f"{tmp_path / 'nope.pt'}:::ctc")
     with pytest.raises(ValueError, match="PATH"):
         parse(f"{model}:a:b:c:d")
+
+
+async def test_a_preset_with_a_model_dir_fills_the_tabs_mounted_after_it(workdir):
+    """A preset naming a model directory: the picker reads it as its (Lazy) tab mounts, the other
+    tabs show its values (the suggested ft_factor) and its architecture fields, the tokenizer's
+    english units included (the directory's token list decides them), are locked."""
+    optim = {"main": {"type": "warmuplr", "conf": {"optim_conf": {"lr": 0.001}, "warmup_steps": 100}}}
+    app = SetupHarness({"model": str(FIXTURE), "train_data_set_list": ["data/train.jsonl"], "optim_sches": optim})
+    async with app.run_test(size=(120, 50)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: all(screen.tab_mounted(tab) for tab, _ in TABS))
+        await wait_for(pilot, lambda: screen.config["train_conf"].get("ft_factor") == 0.1)
+        ft_factor = await field(screen, "train_conf.ft_factor")
+        await wait_for(pilot, lambda: ft_factor.value == 0.1)
+        assert ft_factor.editor.value == "0.1"
+        encoder = await field(screen, "encoder_conf")
+        assert encoder.editor.disabled and "output_size: 64" in encoder.editor.value
+        assert (await field(screen, "tokenizer_conf.english")).editor.disabled
+        assert screen.problems() == []

@@ -16,13 +16,17 @@ from textual.app import App
 import engine.optim_sche  # noqa: F401  torch, once: the preview's worker would otherwise import it per app
 from textual.widgets import Button, Input, Select, TextArea
 
-from asr_tui.messages import LaunchRequested
-from asr_tui.screens.setup import SetupScreen, cross_field_issues, estimate_steps
+from asr_tui.app import AsrTuiApp
+from asr_tui.messages import LaunchRequested, NodeScriptsRequested
+from asr_tui.screens.setup import SetupScreen
+from asr_tui.step_estimate import estimate_steps
+from engine.config_rules import cross_field_issues
 from asr_tui.widgets import form_data_check
 from asr_tui.widgets.form_data_check import DurationHistogram
 from asr_tui.widgets.form_fields import FormField
 from asr_tui.widgets.lr_preview import LrChart, LrPreview
-from engine.config import DEFAULTS, deep_merge
+from engine.config import DEFAULTS, check_config, deep_merge
+from tests.tui.pilot import settle
 from tests.tui.pilot import wait_for as pilot_wait_for
 
 SIZE = (80, 24)
@@ -44,6 +48,9 @@ class SetupHarness(App):
     def on_launch_requested(self, message: LaunchRequested) -> None:
         self.launched.append(message.config)
 
+    def on_node_scripts_requested(self, message: NodeScriptsRequested) -> None:
+        AsrTuiApp.on_node_scripts_requested(self, message)  # the screen asks, the app writes
+
 
 @pytest.fixture
 def stats_calls(monkeypatch):
@@ -52,13 +59,16 @@ def stats_calls(monkeypatch):
 
     class Calls(list):
         audio: list
+        tokenizer_conf: list
 
     calls = Calls()
     calls.audio = []
+    calls.tokenizer_conf = []
 
-    def fake_stats(paths, should_stop=lambda: False, audio=False, **_tokens):  # tokenizer_conf, vocab_from
+    def fake_stats(paths, should_stop=lambda: False, audio=False, tokenizer_conf=None, **_vocab):  # vocab_from
         calls.append(list(paths))
         calls.audio.append(audio)
+        calls.tokenizer_conf.append(tokenizer_conf)
         return {"utterances": 1000, "hours": 2.0, "seconds": 7200.0, "dropped": {"too_long": 3},
                 "num_dropped": 3, "duration_histogram": {"edges": [0, 5, 10], "counts": [600, 400]},
                 "problems": [{"reason": "too_long", "path": paths[0], "line": 7, "key": "u7", "detail": ""}]}
@@ -105,7 +115,7 @@ async def test_bad_value_shows_error_beside_field_and_blocks_launch(workdir):
         assert "batch_size: must be a positive integer" in str(batch_size.query_one(".form-error").render())
         assert screen.config["dataset_conf"]["batch_size"] == 12  # the last value that parsed stays
         await pilot.press("ctrl+r")
-        await pilot.pause()
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
         assert screen.query_one("#setup-tabs").active == "batching"  # launch went to the problem
         await type_into(pilot, batch_size, "0")
@@ -126,9 +136,14 @@ async def test_config_level_errors_land_on_their_fields(workdir):
         assert train_lists.error == "train_data_set_list: no such file: data/nope.jsonl"
         await type_into(pilot, await field(screen, "distributed.node_rank"), "2")
         assert "below nnodes" in (await field(screen, "distributed.node_rank")).error
+        await type_into(pilot, await field(screen, "distributed.devices"), "0")
+        await type_into(pilot, await field(screen, "distributed.nproc_per_node"), "2")
+        assert "lists 1 GPU(s) for nproc_per_node 2" in (await field(screen, "distributed.devices")).error
+        # The engine keeps max(keep_nbest_models, avg_nbest_model): averaging more than are kept is valid.
         await type_into(pilot, await field(screen, "train_conf.avg_nbest_model"), "30")
-        assert "cannot average more than the 20 kept" in (await field(screen, "train_conf.avg_nbest_model")).error
+        assert (await field(screen, "train_conf.avg_nbest_model")).error is None
         await pilot.press("ctrl+r")
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
 
 
@@ -203,8 +218,29 @@ async def test_busy_master_port_blocks_launch(workdir):
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: app.screen.query_one("#setup-tabs").active == "distributed")
+            await settle(pilot)  # idle first: "not launched" must not pass for being early
             assert app.launched == []
             assert f"{port} is in use" in app.screen.field_for("distributed.master_port").error
+
+
+async def test_a_third_optimiser_with_a_duplicate_name_overwrites_no_other(workdir):
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: len(screen.editors()) == 3)
+        editors = screen.editors()
+        await type_into(pilot, editors[1].field_for("conf.optim_conf.lr"), "0.0002")
+        await type_into(pilot, editors[2].field_for("conf.optim_conf.lr"), "0.0003")
+        await type_into(pilot, editors[1].field_for("name"), "main")
+        await type_into(pilot, editors[2].field_for("name"), "main")
+        lrs = [entry["conf"]["optim_conf"]["lr"] for entry in screen.config["optim_sches"].values()]
+        assert len(lrs) == 3 and {0.0002, 0.0003} <= set(lrs)  # every editor's entry is still there
+        assert "two OptimSchedulers are called 'main'" in "\n".join(p.message for p in screen.problems())
+        await pilot.press("ctrl+r")
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
+        assert app.launched == []
 
 
 async def test_add_and_remove_optim_schedulers(workdir):
@@ -228,6 +264,7 @@ async def test_add_and_remove_optim_schedulers(workdir):
         await type_into(pilot, editors[1].field_for("conf.updated_modules"), "decoder, ctc")
         assert "ctc is already updated by main" in editors[1].field_for("conf.updated_modules").error
         await pilot.press("ctrl+r")
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
         editors[1].query_one(".optim-remove", Button).press()
         await wait_for(pilot, lambda: len(screen.editors()) == 1)
@@ -291,7 +328,9 @@ async def test_lr_preview_is_debounced(workdir):
         for steps in range(1000, 1020):  # a burst of edits: one computation, of the last one
             preview.request(DEFAULTS["optim_sches"], steps)
         await wait_for(pilot, lambda: preview.computations == 2)
-        await pilot.pause(0.6)
+        # No request is left waiting for its debounce, none is being computed: no third curve comes.
+        await wait_for(pilot, lambda: preview._timer is None and not preview._computing)
+        await settle(pilot)
         assert preview.computations == 2
         assert len(preview.curves["main"]) == 1019
 
@@ -314,6 +353,7 @@ async def test_engine_schedule_errors_show_on_their_fields(workdir):
         assert "auto: cannot count the run's batches (no utterances left in data/train.jsonl" in \
             editor.field_for("conf.max_update").error
         await pilot.press("ctrl+r")
+        await settle(pilot)  # idle first: "not launched" must not pass for being early
         assert app.launched == []
 
 
@@ -405,6 +445,20 @@ async def test_data_lists_are_checked_and_feed_the_step_estimate(workdir, stats_
         assert stats_calls.audio[2:] == [True, True]  # the button: every audio header, a report
 
 
+async def test_a_data_check_that_fails_unexpectedly_is_shown_and_keeps_the_form(workdir, monkeypatch):
+    def broken_stats(paths, *args, **kwargs):
+        raise TypeError("unexpected keyword argument 'vocab_from'")
+
+    monkeypatch.setattr(form_data_check, "run_stats", broken_stats)
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        report = screen.query_one("#data-report")
+        await wait_for(pilot, lambda: "TypeError" in str(report.render()))
+        assert app.is_running and app.screen is screen
+        assert "unexpected keyword argument 'vocab_from'" in str(report.render())
+
+
 async def test_model_preset_copies_only_the_model(workdir, monkeypatch):
     preset = workdir / "big.yaml"
     preset.write_text("model: transformer\nencoder_conf: {output_size: 512}\ntrain_conf: {max_epoch: 99}\n")
@@ -428,8 +482,10 @@ def test_cross_field_checks():
     config = deep_merge(DEFAULTS, {"tokenizer_conf": {"type": "bpe"},
                                    "distributed": {"devices": "0", "nproc_per_node": 2},
                                    "dataset_conf": {"min_source_length": 50, "max_source_length": 10}})
-    keys = {issue.key for issue in cross_field_issues(config)}
-    assert keys == {"tokenizer_conf.vocab_size", "distributed.devices", "dataset_conf.min_source_length"}
+    assert {issue.key for issue in cross_field_issues(config)} == {"distributed.devices"}
+    # the form shows check_config's issues: the cross-field rules and the engine's own checks
+    keys = {issue.key for issue in check_config(config)}
+    assert {"tokenizer_conf.vocab_size", "distributed.devices", "dataset_conf.max_source_length"} <= keys
 
 
 def test_step_estimate_from_frames():
@@ -444,10 +500,38 @@ def test_setup_and_presets_import_neither_torch_nor_plotext():
     """The console's first frame must not wait on torch: the preview imports it in its worker."""
     import subprocess
 
-    code = ("import sys, asr_tui.screens.setup, asr_tui.screens.presets; "
+    code = ("import sys, asr_tui.app, asr_tui.screens.setup, asr_tui.screens.presets, asr_tui.screens.checkpoints, asr_tui.checkpoint_list; "
             "print(sorted(m for m in ('torch', 'plotext', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+async def test_char_tokenizer_english_units_reach_the_config_and_the_data_check(workdir, stats_calls):
+    """Issue 12: the char tokenizer's English units, letters (the engine's default, as FunASR's
+    CharTokenizer) or words. Left at the default, the key is not written (a bpe tokenizer takes none)."""
+    from tests.tui.test_monitor_app import screen_text
+
+    app = SetupHarness({"train_data_set_list": ["data/train.jsonl"]})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        english = await field(screen, "tokenizer_conf.english")
+        await pilot.pause()
+        assert english.editor.value is None and "default (letter)" in screen_text(app)
+        english.editor.value = "word"
+        await wait_for(pilot, lambda: screen.config["tokenizer_conf"].get("english") == "word")
+        # the data check counts tokens (and the OOV rate) as this tokenizer will split the text
+        await wait_for(pilot, lambda: {"type": "char", "english": "word"} in stats_calls.tokenizer_conf)
+        (await field(screen, "tokenizer_conf.type")).editor.value = "bpe"
+        await wait_for(pilot, lambda: english.error is not None)
+        assert "english: unknown key for tokenizer_conf.type bpe" in english.error
+        english.editor.value = None  # back to the default: the key goes
+        (await field(screen, "tokenizer_conf.type")).editor.value = "char"
+        await wait_for(pilot, lambda: english.error is None and "english" not in screen.config["tokenizer_conf"])
+        english.editor.value = "letter"
+        await wait_for(pilot, lambda: screen.problems() == [])
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.launched)
+        assert app.launched[0]["tokenizer_conf"] == {"type": "char", "english": "letter"}
 
 
 async def test_patience_and_speed_perturb_fields_reach_the_launched_config(workdir):
