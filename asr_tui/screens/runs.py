@@ -103,7 +103,7 @@ class RunsScreen(Screen):
             table.add_column(label, key=key)
         self.query_one("#runs-root", Static).update(
             f"Runs under {self.root.resolve()}  ·  Enter: monitor  ·  space: mark, v: compare")
-        self.action_refresh()
+        self._scan()  # once even when covered (the app may open on the form): the palette lists the runs
         self.set_interval(REFRESH_SECONDS, self.action_refresh)
 
     def on_screen_resume(self) -> None:
