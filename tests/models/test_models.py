@@ -7,6 +7,7 @@ from engine.models import build_model, num_params
 from engine.models.asr_model import add_sos_eos, th_accuracy
 from engine.models.attention import rel_shift
 from engine.models.label_smoothing import LabelSmoothingLoss
+from engine.models.subsampling import CONV_SHAPES, Conv2dSubsampling
 
 TINY_ENC = dict(output_size=32, attention_heads=2, linear_units=64, num_blocks=2, cnn_module_kernel=5,
                 dropout_rate=0.0, positional_dropout_rate=0.0)
@@ -43,6 +44,24 @@ def test_forward_backward_shapes(model, pos):
     out["loss"].backward()
     assert all(p.grad is not None for p in asr.parameters()), "every parameter gets a gradient"
     assert [name for name, _ in asr.named_children()][:3] == ["encoder", "decoder", "ctc"]
+
+
+@pytest.mark.parametrize("input_layer", sorted(CONV_SHAPES))
+def test_channels_last_subsampling_is_the_plain_convolution_stack(input_layer):
+    """The input layer's fast path (engine/models/subsampling.py) against its modules run one by one."""
+    torch.manual_seed(0)
+    layer = Conv2dSubsampling(40, 16, CONV_SHAPES[input_layer], torch.nn.Identity())
+    layer.pos_enc.forward = lambda x: (x, None)
+    x = torch.randn(3, 61, 40)
+    fast, _, _ = layer(x, torch.tensor([61, 50, 30]))
+    fast_grads = torch.autograd.grad(fast.square().sum(), list(layer.parameters()))
+    plain = layer.conv(x.unsqueeze(1))
+    batch, channels, time, freq = plain.shape
+    plain = layer.out(plain.transpose(1, 2).reshape(batch, time, channels * freq))
+    plain_grads = torch.autograd.grad(plain.square().sum(), list(layer.parameters()))
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    for got, expected in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("input_layer,expected", [
