@@ -7,6 +7,7 @@ from torch import nn
 
 from engine.models.activation import get_activation
 from engine.models.attention import MultiHeadedAttention
+from engine.models.dropout import Dropout
 from engine.models.embedding import PositionalEncoding
 from engine.models.mask import make_non_pad_mask, subsequent_mask
 from engine.models.positionwise import PositionwiseFeedForward
@@ -24,7 +25,7 @@ class DecoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(size, eps=1e-12)
         self.norm2 = nn.LayerNorm(size, eps=1e-12)
         self.norm3 = nn.LayerNorm(size, eps=1e-12)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         self.normalize_before = normalize_before
 
     def forward(self, tgt, tgt_mask, memory, memory_mask, cache: torch.Tensor | None = None) -> torch.Tensor:

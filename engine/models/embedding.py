@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from engine.models.dropout import Dropout
+
 
 def sinusoid_table(positions: torch.Tensor, dim: int) -> torch.Tensor:
     """(N,) float positions -> (N, dim) table of interleaved sin/cos (Vaswani et al.)."""
@@ -31,7 +33,7 @@ class PositionalEncoding(nn.Module):
         super().__init__()
         self.d_model = d_model
         self.xscale = math.sqrt(d_model)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def position_table(self, length: int, offset: int, like: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(offset, offset + length, device=like.device)
@@ -67,7 +69,7 @@ class RotaryPositionalEncoding(nn.Module):
         self.xscale = math.sqrt(d_model)
         self.head_dim = head_dim
         self.base = base
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         positions = torch.arange(offset, offset + x.size(1), device=x.device, dtype=torch.float32)
@@ -85,7 +87,7 @@ class NoPositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, dropout_rate: float):
         super().__init__()
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> tuple[torch.Tensor, None]:
         return self.dropout(x), None

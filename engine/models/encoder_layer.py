@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from engine.models.convolution import ConvolutionModule
+from engine.models.dropout import Dropout
 from engine.models.positionwise import PositionwiseFeedForward
 
 
@@ -23,7 +24,7 @@ class TransformerEncoderLayer(nn.Module):
         self.feed_forward = feed_forward
         self.norm1 = nn.LayerNorm(in_size or size, eps=1e-12)
         self.norm2 = nn.LayerNorm(size, eps=1e-12)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         self.normalize_before = normalize_before
         self.attention_residual = (in_size or size) == size
 
@@ -68,7 +69,7 @@ class ConformerEncoderLayer(nn.Module):
         if conv_module is not None:
             self.norm_conv = nn.LayerNorm(size, eps=1e-12)
             self.norm_final = nn.LayerNorm(size, eps=1e-12)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         self.normalize_before = normalize_before
 
     def residual(self, x: torch.Tensor, norm: nn.Module, module, scale: float = 1.0) -> torch.Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.models.dropout import Dropout
 from engine.models.mask import make_non_pad_mask
 from engine.models.sanm_attention import CrossAttention, FSMNMemory
 
@@ -28,7 +29,7 @@ class FeedForwardSANM(nn.Module):
         self.w_1 = nn.Linear(size, hidden_units)
         self.w_2 = nn.Linear(hidden_units, size, bias=False)
         self.norm = nn.LayerNorm(hidden_units, eps=1e-12)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w_2(self.norm(self.dropout(torch.relu(self.w_1(x)))))
@@ -52,7 +53,7 @@ class DecoderLayerSANM(nn.Module):
         self.norm1 = nn.LayerNorm(size, eps=1e-12)
         self.norm2 = nn.LayerNorm(size, eps=1e-12) if self_attn is not None else None
         self.norm3 = nn.LayerNorm(size, eps=1e-12) if src_attn is not None else None
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor, tgt_mask: torch.Tensor, memory: torch.Tensor,
                 memory_mask: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.models.dropout import Dropout
+
 
 class PositionwiseFeedForward(nn.Module):
     """Linear(idim -> hidden) -> activation -> dropout -> Linear(hidden -> idim)."""
@@ -13,7 +15,7 @@ class PositionwiseFeedForward(nn.Module):
         super().__init__()
         self.w_1 = nn.Linear(idim, hidden_units)
         self.activation = activation
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         self.w_2 = nn.Linear(hidden_units, idim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

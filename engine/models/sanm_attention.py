@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.models.dropout import Dropout
+
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
            dropout: nn.Dropout) -> torch.Tensor:
@@ -57,7 +59,7 @@ class FSMNMemory(nn.Module):
         super().__init__()
         self.fsmn_block = nn.Conv1d(size, size, kernel_size, stride=1, padding=0, groups=size, bias=False)
         self.padding = fsmn_padding(kernel_size, sanm_shfit)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return fsmn_memory(x, mask, self.fsmn_block, self.padding, self.dropout)
@@ -78,7 +80,7 @@ class SANMSelfAttention(nn.Module):
         self.d_k = size // heads
         self.linear_q_k_v = nn.Linear(in_size, 3 * size)
         self.linear_out = nn.Linear(size, size)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         # The memory block of the values shares the attention dropout (as in FunASR).
         self.fsmn_block = nn.Conv1d(size, size, kernel_size, stride=1, padding=0, groups=size, bias=False)
         self.padding = fsmn_padding(kernel_size, sanm_shfit)
@@ -104,7 +106,7 @@ class CrossAttention(nn.Module):
         self.linear_q = nn.Linear(size, size)
         self.linear_k_v = nn.Linear(memory_size or size, 2 * size)
         self.linear_out = nn.Linear(size, size)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
         """x (B,L,D), memory (B,T,Dm), memory_mask (B,1,T) True on real frames -> (B,L,D)."""

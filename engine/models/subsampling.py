@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.models.dropout import Dropout
+
 # (kernel, stride) of each convolution, per input_layer name.
 CONV_SHAPES = {
     "conv2d": [(3, 2), (3, 2)],
@@ -60,11 +62,11 @@ class Conv2dSubsampling(nn.Module):
         patches = x.unfold(1, kernel, stride).unfold(2, kernel, stride)  # (B, T1, F1, k, k)
         batch, time, freq = patches.shape[:3]
         h = torch.addmm(first.bias, patches.reshape(-1, kernel * kernel), first.weight.view(-1, kernel * kernel).t())
-        h = torch.relu(h).view(batch, time, freq, -1).permute(0, 3, 1, 2)  # (B, C, T1, F1), channels-last strides
+        h = torch.relu_(h).view(batch, time, freq, -1).permute(0, 3, 1, 2)  # (B, C, T1, F1), channels-last strides
         for index, (kernel, stride) in enumerate(rest, start=1):
             conv = self.conv[2 * index]
             weight = conv.weight.contiguous(memory_format=torch.channels_last)
-            h = torch.relu(nn.functional.conv2d(h, weight, conv.bias, stride))
+            h = torch.relu_(nn.functional.conv2d(h, weight, conv.bias, stride))
         batch, channels, time, freq = h.shape
         # out.weight's columns are (channel, freq); the (B,T,F,C) memory is read as (freq, channel).
         weight = self.out.weight.view(-1, channels, freq).transpose(1, 2).reshape(-1, freq * channels)
@@ -80,7 +82,7 @@ class LinearNoSubsampling(nn.Module):
 
     def __init__(self, idim: int, odim: int, dropout_rate: float, pos_enc: nn.Module):
         super().__init__()
-        self.out = nn.Sequential(nn.Linear(idim, odim), nn.LayerNorm(odim), nn.Dropout(dropout_rate))
+        self.out = nn.Sequential(nn.Linear(idim, odim), nn.LayerNorm(odim), Dropout(dropout_rate))
         self.pos_enc = pos_enc
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ import torch
 from engine.models import build_model, num_params
 from engine.models.asr_model import add_sos_eos, th_accuracy
 from engine.models.attention import rel_shift
+from engine.models.dropout import Dropout
 from engine.models.label_smoothing import LabelSmoothingLoss
 from engine.models.subsampling import CONV_SHAPES, Conv2dSubsampling
 
@@ -44,6 +45,21 @@ def test_forward_backward_shapes(model, pos):
     out["loss"].backward()
     assert all(p.grad is not None for p in asr.parameters()), "every parameter gets a gradient"
     assert [name for name, _ in asr.named_children()][:3] == ["encoder", "decoder", "ctc"]
+
+
+def test_cpu_dropout_keeps_1_minus_p_and_scales_the_kept():
+    """engine/models/dropout.py draws its own mask on a CPU: same law as nn.Dropout, gradient through the mask."""
+    torch.manual_seed(0)
+    dropout = Dropout(0.25)
+    x = torch.ones(400, 500, requires_grad=True)
+    y = dropout(x)
+    kept = y != 0
+    assert kept.float().mean().item() == pytest.approx(0.75, abs=0.005)
+    assert torch.allclose(y.detach()[kept], torch.tensor(1 / 0.75))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())
+    dropout.eval()
+    assert dropout(x) is x
 
 
 @pytest.mark.parametrize("input_layer", sorted(CONV_SHAPES))
