@@ -3,8 +3,9 @@
 Attaching reads the history once, then only new bytes are read. A log of a week-long run can
 hold a million events, so attaching does not parse every line: the rare events (start, data,
 valid, checkpoint, average, end, error) are found with one regex pass over a memory map of the
-file, window by window so resident memory stays bounded, and train events are sampled at evenly
-spaced offsets, enough to draw every chart at full width. New events are then read with
+file, window by window so resident memory stays bounded (or, where the engine's index of the
+log holds, read at the offsets it lists: engine/event_index.py), and train events are sampled at
+evenly spaced offsets, enough to draw every chart at full width. New events are then read with
 ``engine.events.EventReader`` from the end of that history.
 """
 
@@ -18,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.event_index import index_path, indexed_lines, read_index
 from engine.events import EventReader, decode_line
 
 from asr_tui.run_state import RunState
@@ -98,6 +100,7 @@ class _MappedLog:
     """
 
     def __init__(self, handle, size: int) -> None:
+        self.path = Path(handle.name)
         self.fd = handle.fileno()
         self.map = mmap.mmap(self.fd, size, access=mmap.ACCESS_READ)
         self.map.madvise(mmap.MADV_SEQUENTIAL)
@@ -109,10 +112,10 @@ class _MappedLog:
     def line_at(self, start: int) -> bytes:
         return self.map[start:self.map.find(b"\n", start, self.end)]
 
-    def matching_lines(self, pattern: re.Pattern) -> dict[int, bytes]:
-        """{offset: line} of every complete line that ``pattern`` matches."""
+    def matching_lines(self, pattern: re.Pattern, start: int = 0) -> dict[int, bytes]:
+        """{offset: line} of every complete line from ``start`` on that ``pattern`` matches."""
         found: dict[int, bytes] = {}
-        data, pos = self.map, 0
+        data, pos = self.map, start
         while pos < self.end:
             cut = data.find(b"\n", min(pos + SCAN_CHUNK_BYTES, self.end) - 1, self.end) + 1 or self.end
             for match in pattern.finditer(data, pos, cut):
@@ -120,6 +123,18 @@ class _MappedLog:
                 found[line_start] = self.line_at(line_start)
             self._release(pos, cut)
             pos = cut
+        return found
+
+    def indexed_matching_lines(self, pattern: re.Pattern) -> dict[int, bytes]:
+        """:meth:`matching_lines` for a ``pattern`` of events the engine indexes, read through the
+        log's index (engine/event_index.py) where it describes this log: the indexed lines
+        ``pattern`` matches, then a search of the log after the last one only."""
+        lines = indexed_lines(self.fd, self.end, read_index(index_path(self.path)))
+        if lines is None:
+            return self.matching_lines(pattern)
+        found = {start: line for start, line in lines.items() if pattern.search(line)}
+        last = max(lines)
+        found.update(self.matching_lines(pattern, last + len(lines[last]) + 1))
         return found
 
     def _release(self, start: int, stop: int) -> None:
@@ -185,7 +200,7 @@ def _sample_history(handle, size: int, state: RunState, train_samples: int) -> H
     log = _MappedLog(handle, size)
     try:
         scan = HistoryScan(offset=log.end, total_bytes=size)
-        found = log.matching_lines(RARE_EVENT)
+        found = log.indexed_matching_lines(RARE_EVENT)
         stride = max(1, log.end // max(1, train_samples))
         for offset in range(0, log.end, stride):
             sample = log.line_after(offset)
@@ -222,7 +237,7 @@ def find_events(path: Path, names: tuple[str, ...]) -> list[dict]:
             return []
         log = _MappedLog(handle, size)
         try:
-            lines = log.matching_lines(pattern)
+            lines = log.indexed_matching_lines(pattern) if "train" not in names else log.matching_lines(pattern)
         finally:
             log.close()
     events = [parse_line(lines[start]) for start in sorted(lines)]

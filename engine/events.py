@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 
+from engine.event_index import UNINDEXED_EVENTS, entry_line, open_index
+
 #: Required fields per event, beyond ``event`` and ``time`` that every event carries.
 #: Writers may add fields; readers ignore the ones they do not know.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -201,6 +203,8 @@ class EventWriter:
     (the trainer and ``asr-average``) never interleave inside a line, and it is visible to
     readers at once. Rare events that matter after a crash (start, checkpoint, average, end,
     error) are also fsynced; frequent train/valid lines are not, to keep the training step cheap.
+    Each event other than ``train`` also gets an entry in the log's index
+    (engine/event_index.py), which the writer brings up to date when it opens the log.
     ``enabled=False`` (ranks other than 0) makes every call a no-op and creates no file.
     """
 
@@ -208,10 +212,12 @@ class EventWriter:
         self.path = Path(path)
         self.enabled = enabled
         self._fd: int | None = None
+        self._index_fd: int | None = None
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._end_torn_line()
+            self._index_fd = open_index(self.path)
 
     def _end_torn_line(self) -> None:
         """A previous writer killed mid-line left no newline: end that line so ours stays whole."""
@@ -235,14 +241,23 @@ class EventWriter:
         written = os.write(self._fd, data)
         while written < len(data):  # short writes only happen on full disks or signals
             written += os.write(self._fd, data[written:])
+        if event not in UNINDEXED_EVENTS:
+            # O_APPEND left this descriptor's offset at the end of our own line, whatever the
+            # other writer appended before it.
+            offset = os.lseek(self._fd, 0, os.SEEK_CUR) - len(data)
+            os.write(self._index_fd, entry_line(offset, event))
         if event in _DURABLE_EVENTS:
             os.fsync(self._fd)
+            os.fsync(self._index_fd)
         return obj
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if getattr(self, "_index_fd", None) is not None:
+            os.close(self._index_fd)
+            self._index_fd = None
 
     def __enter__(self) -> "EventWriter":
         return self
