@@ -41,6 +41,7 @@ class WavFrontend:
         self.lfr_n = lfr_n
         self.window = window
         self.cmvn_file = str(cmvn_file) if cmvn_file else None
+        self._fast: KaldiFbank | None = None  # made on first use (in each DataLoader worker)
         self.cmvn = read_am_mvn(cmvn_file) if cmvn_file else None
         if self.cmvn is not None and self.cmvn[0].numel() != self.output_dim:
             raise ValueError(f"{cmvn_file}: CMVN has dimension {self.cmvn[0].numel()}, "
@@ -55,16 +56,9 @@ class WavFrontend:
         min_samples = int(self.fs * self.frame_length / 1000)
         if wave.numel() < min_samples:
             wave = torch.nn.functional.pad(wave, (0, min_samples - wave.numel()))
-        return torchaudio.compliance.kaldi.fbank(
-            wave.unsqueeze(0) * 32768.0,
-            num_mel_bins=self.n_mels,
-            frame_length=self.frame_length,
-            frame_shift=self.frame_shift,
-            dither=self.dither if training else 0.0,
-            energy_floor=0.0,
-            window_type=self.window,
-            sample_frequency=self.fs,
-        )
+        if self._fast is None:
+            self._fast = KaldiFbank(self.fs, self.n_mels, self.frame_length, self.frame_shift, self.window)
+        return self._fast(wave * 32768.0, self.dither if training else 0.0)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames this frontend makes from ``num_samples`` samples (snip_edges, then LFR)."""
@@ -79,6 +73,51 @@ class WavFrontend:
             means, stds = self.cmvn
             feats = (feats - means) / stds
         return feats
+
+
+class KaldiFbank:
+    """torchaudio.compliance.kaldi.fbank with FunASR's settings, in fewer and cheaper steps.
+
+    The same computation (snip_edges framing, dither, DC removal, pre-emphasis 0.97, the window,
+    zero padding to a power of two, power spectrum, mel banks from 20 Hz to Nyquist, log) and the
+    same random draws for dither, so that features match torchaudio's to float precision
+    (tests/data/test_frontend.py). Written out because torchaudio's builds the window and the mel
+    banks again at every call, computes a log energy fbank never uses, and takes the magnitude of
+    the spectrum only to square it: 3.3 ms for a 3 s utterance, which with the loader in the
+    training process (the 2-core recipes) was 8% of a Conformer 4x144 step; this takes about
+    half of that. The window and banks come from torchaudio, once.
+    """
+
+    PREEMPHASIS = 0.97
+
+    def __init__(self, fs: int, n_mels: int, frame_length: float, frame_shift: float, window: str):
+        from torchaudio.compliance import kaldi
+
+        self.size = int(fs * frame_length * 0.001)
+        self.shift = int(fs * frame_shift * 0.001)
+        self.padded = 1 << (self.size - 1).bit_length()
+        self.window = kaldi._feature_window_function(window, self.size, 0.42, torch.device("cpu"), torch.float32)
+        banks, _ = kaldi.get_mel_banks(n_mels, self.padded, float(fs), 20.0, 0.0, 100.0, -500.0, 1.0)
+        banks = banks.to(torch.float32)
+        # (padded/2 + 1, n_mels): the Nyquist bin gets weight 0, as torchaudio pads it
+        self.banks = torch.nn.functional.pad(banks, (0, 1)).T.contiguous()
+        self.epsilon = torch.finfo(torch.float32).eps
+
+    def __call__(self, wave: torch.Tensor, dither: float) -> torch.Tensor:
+        wave = wave.to(torch.float32).contiguous()
+        count = 1 + (wave.numel() - self.size) // self.shift
+        frames = wave.as_strided((count, self.size), (self.shift, 1))
+        if dither:
+            frames = frames + torch.randn(frames.shape) * dither
+        frames = frames - frames.mean(dim=1, keepdim=True)
+        padded = torch.zeros(count, self.padded)
+        body = padded[:, :self.size]
+        torch.sub(frames[:, 1:], frames[:, :-1], alpha=self.PREEMPHASIS, out=body[:, 1:])
+        torch.mul(frames[:, :1], 1.0 - self.PREEMPHASIS, out=body[:, :1])
+        body.mul_(self.window)
+        spectrum = torch.fft.rfft(padded)
+        power = spectrum.real.square().add_(spectrum.imag.square())
+        return torch.mm(power, self.banks).clamp_min_(self.epsilon).log_()
 
 
 def apply_lfr(feats: torch.Tensor, lfr_m: int, lfr_n: int) -> torch.Tensor:
