@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import torch
-import torchaudio
 from tqdm import tqdm
 
 from engine.data.audio import load_audio
