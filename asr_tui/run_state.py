@@ -16,6 +16,10 @@ from asr_tui.health import HealthTracker
 # Rank-row fields charted per rank over time: (field, series prefix); see engine/trainer/resources.py.
 RESOURCE_SERIES = (("rss_mb", "rss"), ("cpu_percent", "cpu"), ("gpu_memory_used_mb", "gpumem"),
                    ("gpu_util", "gpuutil"))
+# At most one resource point per this many seconds of run time: following a run of 8 ranks that
+# logs 200 times a second, adding every row was half of the state's work (the health rules read
+# every row themselves, in HealthTracker).
+RESOURCE_SECONDS = 1.0
 
 # Statuses a run can have (DESIGN.md + "crashed": process gone without an `end` event).
 RUNNING, FINISHED, STOPPED, FAILED, CRASHED = "running", "finished", "stopped", "failed", "crashed"
@@ -166,6 +170,7 @@ class RunState:
     series: dict[str, Series] = field(default_factory=dict)
     health: HealthTracker = field(default_factory=HealthTracker)
     resource_origin: float | None = None
+    resource_last: float | None = None
     _resource_series: dict = field(default_factory=dict, repr=False)
 
     def _series(self, name: str) -> Series:
@@ -234,6 +239,9 @@ class RunState:
         """
         if self.resource_origin is None:
             self.resource_origin = when
+        elif when - self.resource_last < RESOURCE_SECONDS:
+            return  # a busy run logs many times a second; memory and CPU move slower than that
+        self.resource_last = when
         minutes = (when - self.resource_origin) / 60.0
         found = self._resource_series
         for index, row in enumerate(ranks):

@@ -67,3 +67,14 @@ def test_a_finished_run_is_at_100_percent():
     assert state.progress == 1.0 and state.total_steps == 1366
     summary = summarize(Path("run"), state)
     assert progress_text(summary) == "100.0% 1366/1366"
+
+
+def test_resource_series_take_one_point_a_second_of_run_time():
+    """A run logging 10 times a second charts memory and CPU once a second (RESOURCE_SECONDS)."""
+    state = RunState()
+    for index in range(50):
+        state.apply({"event": "train", "time": 1000.0 + index / 10, "step": index + 1,
+                     "ranks": [{"rank": 0, "rss_mb": 100.0 + index, "cpu_percent": 90.0}]})
+    assert state.series["rss/r0"].points()[1] == [100.0, 110.0, 120.0, 130.0, 140.0]
+    assert len(state.series["cpu/r0"]) == 5
+    assert state.step == 50 and state.last_train["step"] == 50  # the rest of each event is read
