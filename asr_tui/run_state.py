@@ -239,7 +239,7 @@ class RunState:
         """
         if self.resource_origin is None:
             self.resource_origin = when
-        elif when - self.resource_last < RESOURCE_SECONDS:
+        elif 0.0 <= when - self.resource_last < RESOURCE_SECONDS:
             return  # a busy run logs many times a second; memory and CPU move slower than that
         self.resource_last = when
         minutes = (when - self.resource_origin) / 60.0
