@@ -144,7 +144,10 @@ def test_bf16_autocast_trains_the_asr_model_like_float32():
     for fp32, bf16 in zip(runs[False], runs[True]):
         assert all(math.isfinite(v) for v in bf16.values())
         assert bf16["loss"] == pytest.approx(fp32["loss"], rel=0.08)
-    assert runs[True][-1]["loss"] < 0.7 * runs[True][0]["loss"]
+    # Falling the same way: 8 steps take both about 30% off (0.70-0.71 with either dropout's draws;
+    # a fixed 0.7 bound measured the draws more than bf16).
+    falls = {use_bf16: losses[-1]["loss"] / losses[0]["loss"] for use_bf16, losses in runs.items()}
+    assert falls[True] < 0.8 and falls[True] == pytest.approx(falls[False], abs=0.05)
     assert abs(runs[True][-1]["acc"] - runs[False][-1]["acc"]) <= 0.25
 
 
