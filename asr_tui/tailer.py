@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.event_index import index_path, indexed_lines, read_index
+from engine.event_index import index_path, indexed_end, indexed_lines, read_index
 from engine.events import EventReader, decode_line
 
 from asr_tui.run_state import RunState
@@ -133,8 +133,7 @@ class _MappedLog:
         if lines is None:
             return self.matching_lines(pattern)
         found = {start: line for start, line in lines.items() if pattern.search(line)}
-        last = max(lines)
-        found.update(self.matching_lines(pattern, last + len(lines[last]) + 1))
+        found.update(self.matching_lines(pattern, indexed_end(lines)))
         return found
 
     def _release(self, start: int, stop: int) -> None:

@@ -99,6 +99,13 @@ def indexed_lines(fd: int, end: int, entries: list[tuple[int, str]]) -> dict[int
     return lines
 
 
+def indexed_end(lines: dict[int, bytes]) -> int:
+    """The offset just after the last of :func:`indexed_lines`' lines: the log from there on is
+    what the index may not cover yet."""
+    last = max(lines)
+    return last + len(lines[last]) + 1
+
+
 def scan_log(fd: int, start: int, end: int) -> list[tuple[int, str]]:
     """(offset, event) of every indexed event's line in ``[start, end)`` of the log, ``start``
     being a line start. One regex pass over a memory map, in C."""
@@ -120,8 +127,7 @@ def open_index(log_path: Path, durable: bool = True) -> int:
         end = os.fstat(log_fd).st_size  # EventWriter has ended a torn last line before this
         lines = indexed_lines(log_fd, end, entries)
         if lines is not None and len(lines) == len(entries):
-            last = max(lines)
-            missing = scan_log(log_fd, last + len(lines[last]) + 1, end)
+            missing = scan_log(log_fd, indexed_end(lines), end)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if missing:
                 os.write(fd, b"".join(entry_line(offset, event) for offset, event in missing))

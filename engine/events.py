@@ -255,7 +255,7 @@ class EventWriter:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if getattr(self, "_index_fd", None) is not None:
+        if self._index_fd is not None:
             os.close(self._index_fd)
             self._index_fd = None
 
