@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.models.convolution import depthwise_conv_time
 from engine.models.dropout import Dropout
 
 
@@ -44,7 +45,7 @@ def fsmn_memory(x: torch.Tensor, mask: torch.Tensor | None, conv: nn.Conv1d, pad
     if mask is not None:
         mask = mask.reshape(x.size(0), -1, 1).to(x.dtype)
         x = x * mask
-    memory = conv(nn.functional.pad(x.transpose(1, 2), padding)).transpose(1, 2)
+    memory = depthwise_conv_time(x, conv, padding)
     out = dropout(memory + x)
     return out * mask if mask is not None else out
 

@@ -6,8 +6,10 @@ import torch
 from engine.models import build_model, num_params
 from engine.models.asr_model import add_sos_eos, th_accuracy
 from engine.models.attention import rel_shift
+from engine.models.convolution import ConvolutionModule
 from engine.models.dropout import Dropout
 from engine.models.label_smoothing import LabelSmoothingLoss
+from engine.models.sanm_attention import fsmn_memory
 from engine.models.subsampling import CONV_SHAPES, Conv2dSubsampling
 
 TINY_ENC = dict(output_size=32, attention_heads=2, linear_units=64, num_blocks=2, cnn_module_kernel=5,
@@ -78,6 +80,57 @@ def test_channels_last_subsampling_is_the_plain_convolution_stack(input_layer):
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
     for got, expected in zip(fast_grads, plain_grads):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def plain_convolution_module(module: ConvolutionModule, x: torch.Tensor, mask_pad: torch.Tensor) -> torch.Tensor:
+    """The Conformer convolution module as its modules run in turn on (B,C,T)."""
+    h = torch.nn.functional.glu(module.pointwise_conv1(x.transpose(1, 2)), dim=1).masked_fill(~mask_pad, 0.0)
+    h = module.depthwise_conv(torch.nn.functional.pad(h, (module.left_padding, 0)))
+    h = module.norm(h.transpose(1, 2)).transpose(1, 2) if module.use_layer_norm else module.norm(h)
+    h = module.pointwise_conv2(module.activation(h))
+    return h.masked_fill(~mask_pad, 0.0).transpose(1, 2)
+
+
+@pytest.mark.parametrize("norm,causal", [("batch_norm", False), ("layer_norm", False), ("batch_norm", True)])
+def test_convolution_module_in_time_major_layout_is_the_plain_module_stack(norm, causal):
+    """engine/models/convolution.py computes in (B,T,C); the same outputs, gradients and batch-norm
+    running statistics as its Conv1d/norm modules applied on (B,C,T)."""
+    torch.manual_seed(0)
+    fast = ConvolutionModule(24, 7, torch.nn.SiLU(), norm=norm, causal=causal).train()
+    plain = ConvolutionModule(24, 7, torch.nn.SiLU(), norm=norm, causal=causal).train()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(3, 41, 24)
+    mask_pad = (torch.arange(41) < torch.tensor([41, 30, 9]).unsqueeze(1)).unsqueeze(1)
+    got = fast(x, mask_pad)
+    expected = plain_convolution_module(plain, x, mask_pad)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    got_grads = torch.autograd.grad(got.square().sum(), list(fast.parameters()))
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(plain.parameters()))
+    # Under batch norm the depthwise bias's gradient is zero up to the rounding of sums of
+    # gradients of size ~50, so the tolerance is taken relative to the largest gradient.
+    scale = max(g.abs().max().item() for g in expected_grads)
+    for a, b in zip(got_grads, expected_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=5e-5 * scale)
+    for a, b in zip(fast.buffers(), plain.buffers()):
+        torch.testing.assert_close(a, b)
+    fast.eval(), plain.eval()
+    torch.testing.assert_close(fast(x, mask_pad), plain_convolution_module(plain, x, mask_pad), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", [(3, 3), (5, 1), (0, 6)])
+def test_fsmn_memory_is_the_plain_depthwise_convolution(padding):
+    """The Paraformer FSMN block's depthwise convolution, computed channels-last, against Conv1d on (B,C,T)."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(16, 16, 7, groups=16, bias=False)
+    x = torch.randn(2, 23, 16, requires_grad=True)
+    mask = (torch.arange(23) < torch.tensor([23, 12]).unsqueeze(1)).unsqueeze(-1)
+    got = fsmn_memory(x, mask, conv, padding, torch.nn.Identity())
+    h = x * mask
+    expected = (conv(torch.nn.functional.pad(h.transpose(1, 2), padding)).transpose(1, 2) + h) * mask
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    got_grads = torch.autograd.grad(got.square().sum(), [x, conv.weight])
+    for a, b in zip(got_grads, torch.autograd.grad(expected.square().sum(), [x, conv.weight])):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("input_layer,expected", [
