@@ -27,6 +27,10 @@ its own trainer), test CER and epoch end (seconds since launch); then ``name: va
 
     python bench/funasr.py [--corpus data/demo] [--subset english|all] [--seconds 600] [--threads 2]
         [--funasr-python /work/funasr-venv/bin/python] [--out DIR] [--systems funasr,engine,demo]
+        [--demo-preset presets/conformer-demo.yaml]
+
+``--demo-preset`` trains another recipe as the third system (``--systems demo`` alone compares
+recipes: its rows and ``engine-demo_time_to_cer_0.15_s`` print without FunASR).
 
 The machine should be otherwise idle: the figures are wall times.
 """
@@ -334,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="keep the runs already in --out (each system's NAME.launched file) and only score them")
     parser.add_argument("--max-eval", type=int, help="only the first N valid and test utterances (a smoke test)")
+    parser.add_argument("--demo-preset", type=Path, default=DEMO_PRESET,
+                        help="the recipe of the 'demo' system (default: presets/conformer-demo.yaml)")
     args = parser.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
     if not shutil.which(args.funasr_python) and "funasr" in systems:
@@ -347,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
     same = engine_config(None, lists, work / "engine", max_epoch, funasr_like=True)
     prepare_engine_run(same)
-    demo = engine_config(DEMO_PRESET, lists, work / "demo", max_epoch, funasr_like=False)
+    demo = engine_config(args.demo_preset, lists, work / "demo", max_epoch, funasr_like=False)
     demo["dataset_conf"]["num_workers"] = 0
     prepare_engine_run(demo)
     engine_tokens = (work / "engine" / "tokens.txt").read_text(encoding="utf-8").splitlines()
