@@ -9,7 +9,7 @@ import torch
 from engine.decode.modes import default_mode, supported_modes
 from engine.decode.search import decode_batch
 from engine.models import build_model
-from engine.models.cif_predictor import CifPredictorV2, cif
+from engine.models.cif_predictor import CifPredictorV2, cif, cif_fire
 from engine.models.paraformer import glancing_mask
 
 TINY = {
@@ -61,6 +61,23 @@ def test_cif_gradient_reaches_weights_and_frames():
     embeds, _, _ = cif(hidden, alphas)
     embeds.sum().backward()
     assert hidden.grad.abs().sum() > 0 and alphas.grad.abs().sum() > 0
+
+def test_cif_fires_the_last_token_when_rescaled_weights_sum_a_rounding_below_the_count():
+    """Weights rescaled to 12 targets summed to 11.999998 on one CPU and 12.0 on another: the
+    twelfth token must fire on both, or the decoder sees a zero embedding for it."""
+    hidden = torch.randn(1, 20, 4)
+    alphas = torch.full((1, 20), 0.6)
+    alphas[0, -1] -= 2e-6  # the running sum ends at 12 - 2e-6
+    embeds, counts, fired = cif(hidden, alphas)
+    assert counts.tolist() == [12] and bool(fired[0, -1])
+    assert embeds.shape[1] == 12 and embeds[0, -1].abs().sum() > 0
+    # the weight left over is nothing, not a negative rounding
+    _, remainder = cif_fire(alphas)
+    assert remainder[0, -1] == 0.0
+    # a sum clearly short of a whole number still leaves its token unfired
+    alphas[0, -1] -= 0.01
+    assert cif(hidden, alphas)[1].tolist() == [11]
+
 
 
 def test_tail_threshold_completes_the_last_token_after_each_utterance():
