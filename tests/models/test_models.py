@@ -7,7 +7,7 @@ from engine.models import build_model, num_params
 from engine.models.asr_model import add_sos_eos, th_accuracy
 from engine.models.attention import rel_shift
 from engine.models.convolution import ConvolutionModule
-from engine.models.dropout import Dropout
+from engine.models.dropout import Dropout, keep_mask
 from engine.models.label_smoothing import LabelSmoothingLoss
 from engine.models.sanm_attention import fsmn_memory
 from engine.models.subsampling import CONV_SHAPES, Conv2dSubsampling
@@ -62,6 +62,23 @@ def test_cpu_dropout_keeps_1_minus_p_and_scales_the_kept():
     assert torch.equal(x.grad, y.detach())
     dropout.eval()
     assert dropout(x) is x
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_cpu_dropout_mask_keeps_1_minus_p_in_every_lane(p):
+    """The mask's 16-bit lanes come four to a 64-bit draw: each of the four positions keeps 1 - p
+    (a draw with a constant bit would keep a lane always or never), neighbours are independent,
+    and the scale makes the mean 1."""
+    torch.manual_seed(0)
+    mask = keep_mask(torch.Size([1000, 1000]), p)
+    kept = (mask != 0).float()
+    for lane in range(4):
+        assert kept.view(-1, 4)[:, lane].mean().item() == pytest.approx(1 - p, abs=0.004), lane
+    pairs = kept.view(-1, 2)
+    assert (pairs[:, 0] * pairs[:, 1]).mean().item() == pytest.approx((1 - p) ** 2, abs=0.004)
+    assert mask.mean().item() == pytest.approx(1.0, abs=0.01)
+    values = mask.unique().tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p), rel=1e-4)
 
 
 @pytest.mark.parametrize("input_layer", sorted(CONV_SHAPES))
