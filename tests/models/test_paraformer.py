@@ -62,6 +62,7 @@ def test_cif_gradient_reaches_weights_and_frames():
     embeds.sum().backward()
     assert hidden.grad.abs().sum() > 0 and alphas.grad.abs().sum() > 0
 
+
 def test_cif_fires_the_last_token_when_rescaled_weights_sum_a_rounding_below_the_count():
     """Weights rescaled to 12 targets summed to 11.999998 on one CPU and 12.0 on another: the
     twelfth token must fire on both, or the decoder sees a zero embedding for it."""
@@ -77,7 +78,6 @@ def test_cif_fires_the_last_token_when_rescaled_weights_sum_a_rounding_below_the
     # a sum clearly short of a whole number still leaves its token unfired
     alphas[0, -1] -= 0.01
     assert cif(hidden, alphas)[1].tolist() == [11]
-
 
 
 def test_tail_threshold_completes_the_last_token_after_each_utterance():
