@@ -80,7 +80,7 @@ DEFAULTS: dict[str, Any] = {
         "grad_clip": 10.0,
         "grad_norm_type": 2.0,
         "use_fp16": False,
-        "use_bf16": False,
+        "use_bf16": "auto",
         "init_param": None,
         "ft_factor": 1.0,
         "warmup_from": "zero",
@@ -131,6 +131,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "cmvn": (str, type(None)),
     "dataset_conf.speed_perturb": (list, type(None)),
     "train_conf.compile": (str, bool),
+    "train_conf.use_bf16": (str, bool),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -140,6 +141,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train_conf.avg_keep_nbest_models_type": ("acc", "loss"),
     "train_conf.warmup_from": WARMUP_FROM_CHOICES,
     "train_conf.compile": ("auto", True, False),
+    "train_conf.use_bf16": ("auto", True, False),
     "distributed.backend": ("auto", "nccl", "gloo"),
     "frontend_conf.window": ("hamming", "hanning", "povey", "rectangular", "blackman"),
 }

@@ -21,7 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.utils.cpus import threads_per_process, usable_cpus
+from engine.optim_sche.precision import auto_bf16, cpu_has_native_bf16
+from engine.utils.cpus import cpu_flags, threads_per_process, usable_cpus
 from engine.utils.install_check import check_install, installed_version
 
 # Seconds a probed program (espeak-ng --version, tmux -V) may take before it counts as broken.
@@ -48,17 +49,6 @@ def versions() -> dict:
     }
 
 
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
@@ -78,7 +68,9 @@ def cpu(torch_module) -> dict:
         "usable_cores": usable_cpus(),
         # engine.utils.dist.set_thread_count: usable cores shared by the processes of a node
         "threads_per_process": {f"{n} per node": threads_per_process(n) for n in (1, 2, 4, 8)},
-        "bf16_native": bool(flags & {"avx512_bf16", "amx_bf16"}),
+        "bf16_native": cpu_has_native_bf16(flags),
+        # what train_conf.use_bf16: auto does on this CPU, and why
+        "use_bf16_auto": auto_bf16("cpu", flags)[1].removeprefix("use_bf16: auto, "),
     }
     if torch_module is not None:
         facts["torch_threads_default"] = torch_module.get_num_threads()

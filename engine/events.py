@@ -47,8 +47,9 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 #: Optional fields readers rely on when present (checked for type by validate_event).
 OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
     # init_param: the weights loaded from train_conf.init_param (the init_param event's fields);
-    # model_dir: the FunASR model directory the run started from (``model: DIR``)
-    "start": ("init_param", "model_dir"),
+    # model_dir: the FunASR model directory the run started from (``model: DIR``);
+    # precision: {"dtype", "reason"}, the training forward's autocast dtype and why (use_bf16: auto)
+    "start": ("init_param", "model_dir", "precision"),
 }
 
 #: Required fields of each row of a ``train`` event's ``ranks`` list (times in seconds).
@@ -75,6 +76,7 @@ _FIELD_TYPES: dict[tuple[str, str], tuple[type, ...]] = {
     ("start", "config"): (dict,),
     ("start", "init_param"): (dict,),
     ("start", "model_dir"): (str,),
+    ("start", "precision"): (dict,),
     ("data", "lists"): (list,),
     ("data", "utterances"): (int,),
     ("data", "hours"): _NUMBER,

@@ -62,7 +62,8 @@ def cif(hidden: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, torch
     carried = torch.where(fired, remainder, torch.zeros_like(remainder))
     length = int(torch.round(alphas.sum(dim=1)).max().item()) if frames else 0
     slots = max(length, int(counts.max().item()) if batch else 0) + 1  # +1: the unfinished token
-    out = hidden.new_zeros(batch * slots, dim)
+    # float32 weights with bf16 hidden (autocast): the sums in the weights' precision
+    out = hidden.new_zeros(batch * slots, dim, dtype=torch.promote_types(hidden.dtype, alphas.dtype))
     base = (torch.arange(batch, device=hidden.device) * slots).unsqueeze(1)
     flat_hidden = hidden.reshape(batch * frames, dim)
     out = out.index_add(0, (base + token).reshape(-1), flat_hidden * here.reshape(-1, 1))
@@ -103,7 +104,9 @@ class CifPredictorV2(nn.Module):
     def frame_weights(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """hidden (B,T,D), mask (B,T) True on real frames -> alphas (B,T), zero on padding."""
         context = nn.functional.pad(hidden.transpose(1, 2), self.padding)
-        scores = self.cif_output(torch.relu(self.cif_conv1d(context)).transpose(1, 2)).squeeze(-1)
+        # float32 from here on, under bf16/fp16 autocast too: rescaled to the target count, weights
+        # rounded to 8 bits would sum a token or so away from it and leave the last one unfired.
+        scores = self.cif_output(torch.relu(self.cif_conv1d(context)).transpose(1, 2)).squeeze(-1).float()
         alphas = torch.relu(torch.sigmoid(scores) * self.smooth_factor - self.noise_threshold)
         return alphas * mask.to(alphas.dtype)
 

@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from engine.optim_sche.abs import OptimScheduler
 from engine.optim_sche.compile import CompiledModel, is_compile_error
 from engine.optim_sche.grad_sync import all_reduce_grads, broadcast_buffers
+from engine.optim_sche.precision import cpu_has_native_bf16, precision
 
 logger = logging.getLogger("engine")
 
@@ -51,27 +52,16 @@ class StepResult:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def _precision(train_conf: dict, device: torch.device) -> torch.dtype | None:
-    use_fp16, use_bf16 = bool(train_conf.get("use_fp16", False)), bool(train_conf.get("use_bf16", False))
-    if use_fp16 and use_bf16:
-        raise ValueError("train_conf.use_bf16: use_fp16 and use_bf16 are exclusive")
-    if use_bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+def _autocast_dtype(train_conf: dict, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """The forward's autocast dtype (None: float32) and why (engine.optim_sche.precision)."""
+    name, why = precision(train_conf, device.type)
+    if name == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"train_conf.use_bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; use use_fp16")
-    if use_bf16 and device.type == "cpu" and not cpu_has_native_bf16():
+    if name == "bfloat16" and device.type == "cpu" and not cpu_has_native_bf16():
         logger.warning("train_conf.use_bf16: this CPU has no native bfloat16 arithmetic (avx512_bf16 / amx_bf16); "
                        "bf16 autocast emulates it and is usually slower than float32 here "
                        "(bench/train.py step_time_ratio_bf16_vs_fp32)")
-    return torch.float16 if use_fp16 else torch.bfloat16 if use_bf16 else None
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU advertises bfloat16 instructions (x86 avx512_bf16 / amx_bf16, Arm bf16)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = {word for line in handle if line.lower().startswith(("flags", "features")) for word in line.split()}
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[name], why
 
 
 def _scalar_floats(output: dict) -> dict[str, float]:
@@ -98,7 +88,7 @@ class TrainStep:
         self.device = torch.device(device)
         self.module = model.to(self.device)
         self.optim_sches = optim_sches
-        self.autocast_dtype = _precision(train_conf, self.device)
+        self.autocast_dtype, self.precision_reason = _autocast_dtype(train_conf, self.device)
         # One scaler for all optimisers (PyTorch's multi-optimiser AMP recipe): each unscales its
         # own gradients; update() runs once per iteration in which any of them stepped.
         self.scaler = torch.amp.GradScaler(self.device.type) if self.autocast_dtype is torch.float16 else None

@@ -20,7 +20,8 @@ def valid_examples() -> dict[str, dict]:
                   "resumed_from": None, "config": {"output_dir": "exp/x"},
                   "init_param": {"paths": ["m/model.pt"], "loaded": 3, "total": 3, "missing": [], "mismatched": [],
                                  "unexpected": [], "excluded": []},
-                  "model_dir": "/models/conformer"},
+                  "model_dir": "/models/conformer",
+                  "precision": {"dtype": "bfloat16", "reason": "use_bf16: auto, this CPU has amx_bf16"}},
         "data": {"split": "train", "lists": ["data/train.jsonl"], "utterances": 100, "hours": 0.1,
                  "dropped": {"too_long": 2}},
         "train": {"epoch": 1, "step": 50, "lr": {"main": 1e-3}, "loss": 2.0, "acc": 0.5,
@@ -53,6 +54,7 @@ def test_optional_fields_are_type_checked_when_present():
     assert all(field in example for field in OPTIONAL_FIELDS["start"])
     assert any("model_dir" in p for p in validate_event({**example, "model_dir": 3}))
     assert any("init_param" in p for p in validate_event({**example, "init_param": [1]}))
+    assert any("precision" in p for p in validate_event({**example, "precision": "bfloat16"}))
     without = {k: v for k, v in example.items() if k not in OPTIONAL_FIELDS["start"]}
     assert validate_event(without) == []
 
