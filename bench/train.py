@@ -165,11 +165,13 @@ def funasr_epoch_times(python: Path, config: dict, state_dict: dict, batches: li
     return [float(line.split(": ", 1)[1]) for line in result.stdout.splitlines() if line.startswith("round_s: ")]
 
 
+# Each variant changes one thing against float32 eager; use_bf16 is set in all of them, since its
+# default (auto) is bf16 on some CPUs.
 VARIANTS = {
-    "eager": {"compile": False},
-    "compile": {"compile": True},
+    "eager": {"compile": False, "use_bf16": False},
+    "compile": {"compile": True, "use_bf16": False},
     "bf16": {"compile": False, "use_bf16": True},
-    "fused": {"compile": False},
+    "fused": {"compile": False, "use_bf16": False},
 }
 
 

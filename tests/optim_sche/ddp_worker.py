@@ -58,5 +58,8 @@ def main(rank, world_size, init_file, out_dir):
             torch.save({"state": model.state_dict(), "first_grad": first_grad,
                         "skipped": {k: o.skipped for k, o in ts.optim_sches.items()}, "grad_sync": ts.grad_sync},
                        f"{out_dir}/{name}_rank{rank}.pt")
+        # Both ranks past their last collective before either tears gloo down: once, in a full-suite
+        # run, rank 0 aborted in teardown ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
