@@ -11,8 +11,8 @@
 
 Validation and decoding run the bare model in float32 whatever this says; the parameters, the
 gradients and the optimiser state stay float32 (autocast casts the inputs of matrix products and
-convolutions only). Torch-free, so that ``asr-train doctor`` and the console can say what ``auto``
-picks on a machine.
+convolutions only). Torch-free, so that ``asr-train doctor`` can say what ``auto`` picks on a
+machine.
 """
 
 from __future__ import annotations

@@ -124,8 +124,9 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
                  train_sampler.num_batches(1))
     optim_sches = build_optim_sches(optim_sches_conf, model, train_conf)
     train_step = TrainStep(model, optim_sches, train_conf, dist_info.device)
-    log.info("precision: %s (%s)", str(train_step.autocast_dtype or "float32").removeprefix("torch."),
-             train_step.precision_reason)
+    precision = {"dtype": str(train_step.autocast_dtype or "float32").removeprefix("torch."),
+                 "reason": train_step.precision_reason}
+    log.info("precision: %s (%s)", precision["dtype"], precision["reason"])
     if state is not None:
         train_step.load_state_dict(state["train_step"])
         train_sampler.load_state_dict(state["sampler"])
@@ -141,8 +142,7 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
              "resumed_from": relative_path(checkpoint_path, run_dir) if checkpoint_path else None,
              "epoch": position.next_epoch, "step": position.step, "device": str(dist_info.device),
              "config": config, "max_update": max_update,
-             "precision": {"dtype": str(train_step.autocast_dtype or "float32").removeprefix("torch."),
-                           "reason": train_step.precision_reason}}
+             "precision": precision}
     if init_report is not None:
         start["init_param"] = init_report
     if config.get("model_dir"):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from engine.events import validate_event
+from engine.optim_sche.precision import precision
 from engine.train import main
 from tests.trainer.tiny import events_of, model_weights, run_json, tiny_config, write_config
 
@@ -50,6 +51,10 @@ def test_events_follow_the_contract(tiny_run):
     assert start["world_size"] == 1 and start["resumed_from"] is None and start["max_epoch"] == 2
     state_floats = sum(t.numel() for t in model_weights(tiny_run / "model.pt").values() if t.dtype.is_floating_point)
     assert 0 < start["num_params"] <= state_floats  # parameters, not buffers
+    # use_bf16 left at auto: what engine.optim_sche.precision picks on this CPU, with its reason
+    assert start["config"]["train_conf"]["use_bf16"] == "auto"
+    assert start["precision"] == dict(zip(("dtype", "reason"), precision(start["config"]["train_conf"], "cpu")))
+    assert f"precision: {start['precision']['dtype']} ({start['precision']['reason']})" in (tiny_run / "log.txt").read_text()
     assert events[-1]["status"] == "finished"
 
     train = [e for e in events if e["event"] == "train"]
