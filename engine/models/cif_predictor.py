@@ -104,8 +104,8 @@ class CifPredictorV2(nn.Module):
     def frame_weights(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """hidden (B,T,D), mask (B,T) True on real frames -> alphas (B,T), zero on padding."""
         context = nn.functional.pad(hidden.transpose(1, 2), self.padding)
-        # float32 from here on, under bf16/fp16 autocast too: rescaled to the target count, weights
-        # rounded to 8 bits would sum a token or so away from it and leave the last one unfired.
+        # float32 from here on, under bf16/fp16 autocast too: weights rounded to 8 bits, rescaled to
+        # the target count, summed up to a tenth away from it (32.96 for 33) and left the last unfired.
         scores = self.cif_output(torch.relu(self.cif_conv1d(context)).transpose(1, 2)).squeeze(-1).float()
         alphas = torch.relu(torch.sigmoid(scores) * self.smooth_factor - self.noise_threshold)
         return alphas * mask.to(alphas.dtype)

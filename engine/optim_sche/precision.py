@@ -59,7 +59,7 @@ def precision(train_conf: dict, device_type: str, flags: set[str] | None = None)
     use_fp16, use_bf16 = train_conf.get("use_fp16", False), train_conf.get("use_bf16", False)
     if not isinstance(use_fp16, bool):
         raise ValueError(f"train_conf.use_fp16 must be true or false, got {use_fp16!r}")
-    if use_bf16 not in BF16_CHOICES or (use_bf16 in (0, 1) and not isinstance(use_bf16, bool)):
+    if use_bf16 != "auto" and not isinstance(use_bf16, bool):
         raise ValueError(f"train_conf.use_bf16 must be auto, true or false, got {use_bf16!r}")
     if use_fp16 and use_bf16 is True:
         raise ValueError("train_conf.use_bf16: use_fp16 and use_bf16 are exclusive")

@@ -52,8 +52,11 @@ class StepResult:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def _autocast_dtype(train_conf: dict, device: torch.device) -> tuple[torch.dtype | None, str]:
-    """The forward's autocast dtype (None: float32) and why (engine.optim_sche.precision)."""
+AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _device_precision(train_conf: dict, device: torch.device) -> tuple[str, str]:
+    """engine.optim_sche.precision's (name, why), checked against what this device can do."""
     name, why = precision(train_conf, device.type)
     if name == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"train_conf.use_bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; use use_fp16")
@@ -61,7 +64,7 @@ def _autocast_dtype(train_conf: dict, device: torch.device) -> tuple[torch.dtype
         logger.warning("train_conf.use_bf16: this CPU has no native bfloat16 arithmetic (avx512_bf16 / amx_bf16); "
                        "bf16 autocast emulates it and is usually slower than float32 here "
                        "(bench/train.py step_time_ratio_bf16_vs_fp32)")
-    return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[name], why
+    return name, why
 
 
 def _scalar_floats(output: dict) -> dict[str, float]:
@@ -88,7 +91,9 @@ class TrainStep:
         self.device = torch.device(device)
         self.module = model.to(self.device)
         self.optim_sches = optim_sches
-        self.autocast_dtype, self.precision_reason = _autocast_dtype(train_conf, self.device)
+        # "float32", "bfloat16" or "float16", and why; autocast runs in the latter two
+        self.precision, self.precision_reason = _device_precision(train_conf, self.device)
+        self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
         # One scaler for all optimisers (PyTorch's multi-optimiser AMP recipe): each unscales its
         # own gradients; update() runs once per iteration in which any of them stepped.
         self.scaler = torch.amp.GradScaler(self.device.type) if self.autocast_dtype is torch.float16 else None

@@ -124,8 +124,7 @@ def build_trainer(config: dict, dist_info, *, events, stop) -> tuple[Trainer, di
                  train_sampler.num_batches(1))
     optim_sches = build_optim_sches(optim_sches_conf, model, train_conf)
     train_step = TrainStep(model, optim_sches, train_conf, dist_info.device)
-    precision = {"dtype": str(train_step.autocast_dtype or "float32").removeprefix("torch."),
-                 "reason": train_step.precision_reason}
+    precision = {"dtype": train_step.precision, "reason": train_step.precision_reason}
     log.info("precision: %s (%s)", precision["dtype"], precision["reason"])
     if state is not None:
         train_step.load_state_dict(state["train_step"])
