@@ -81,6 +81,24 @@ def test_cpu_dropout_mask_keeps_1_minus_p_in_every_lane(p):
     assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p), rel=1e-4)
 
 
+def test_cpu_dropout_mask_in_bfloat16_keeps_the_same_elements_with_the_rounded_scale():
+    """A bf16 input gets its mask written in bf16: the same draws keep the same elements as in
+    float32 (the law does not depend on the dtype), scaled by the bf16 nearest 1 / (1 - p)."""
+    shape = torch.Size([64, 333])
+    torch.manual_seed(3)
+    wide = keep_mask(shape, 0.1)
+    torch.manual_seed(3)
+    narrow = keep_mask(shape, 0.1, torch.bfloat16)
+    assert narrow.dtype == torch.bfloat16
+    assert torch.equal(narrow != 0, wide != 0)
+    assert set(narrow.unique().tolist()) == {0.0, torch.tensor(1 / (1 - 0.1)).bfloat16().item()}
+    x = torch.randn(shape, dtype=torch.bfloat16)
+    torch.manual_seed(3)
+    y = Dropout(0.1).train()(x)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, x * narrow)
+
+
 @pytest.mark.parametrize("input_layer", sorted(CONV_SHAPES))
 def test_channels_last_subsampling_is_the_plain_convolution_stack(input_layer):
     """The input layer's fast path (engine/models/subsampling.py) against its modules run one by one."""
