@@ -33,6 +33,7 @@ from engine.optim_sche.abs import OptimScheduler
 from engine.optim_sche.compile import CompiledModel, is_compile_error
 from engine.optim_sche.grad_sync import all_reduce_grads, broadcast_buffers
 from engine.optim_sche.precision import cpu_has_native_bf16, precision
+from engine.utils.cpus import cpu_flags
 
 logger = logging.getLogger("engine")
 
@@ -57,10 +58,11 @@ AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch
 
 def _device_precision(train_conf: dict, device: torch.device) -> tuple[str, str]:
     """engine.optim_sche.precision's (name, why), checked against what this device can do."""
-    name, why = precision(train_conf, device.type)
+    flags = cpu_flags() if device.type == "cpu" else set()  # /proc/cpuinfo read once for both questions
+    name, why = precision(train_conf, device.type, flags)
     if name == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"train_conf.use_bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; use use_fp16")
-    if name == "bfloat16" and device.type == "cpu" and not cpu_has_native_bf16():
+    if name == "bfloat16" and device.type == "cpu" and not cpu_has_native_bf16(flags):
         logger.warning("train_conf.use_bf16: this CPU has no native bfloat16 arithmetic (avx512_bf16 / amx_bf16); "
                        "bf16 autocast emulates it and is usually slower than float32 here "
                        "(bench/train.py step_time_ratio_bf16_vs_fp32)")
