@@ -21,7 +21,9 @@ stamp="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 installed=0
 if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]; then
   echo "setup: installing the project into .venv (torch is large: a few minutes the first time)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  # --no-cache-dir: torch's CUDA wheels are several GB; cached, they would sit on disk twice (a CI
+  # machine once ran out of space during this install).
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir -e '.[test]'
   installed=1
 fi
 
