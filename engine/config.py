@@ -22,7 +22,8 @@ from engine.funasr.config_map import FunASRConfigError
 from engine.funasr.model_dir import expand_model_dir, looks_like_path, read_model_dir
 from engine.data.speed import check_speed_factors
 from engine.provenance import Provenance, key_lines
-from engine.optim_sche.conf import FUNASR_OPTIM_KEYS, WARMUP_FROM_CHOICES, OptimConfError, entry_kwargs, normalise_optim_conf
+from engine.optim_sche.conf import (COMPILE_CHOICES, FUNASR_OPTIM_KEYS, WARMUP_FROM_CHOICES, OptimConfError,
+                                    entry_kwargs, normalise_optim_conf)
 from engine.optim_sche.precision import BF16_CHOICES
 from engine.schema import check_section, type_names, type_ok
 from engine.utils.fileio import atomic_write_text
@@ -141,7 +142,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dataset_conf.batch_type": ("example", "length", "token"),
     "train_conf.avg_keep_nbest_models_type": ("acc", "loss"),
     "train_conf.warmup_from": WARMUP_FROM_CHOICES,
-    "train_conf.compile": ("auto", True, False),
+    "train_conf.compile": COMPILE_CHOICES,
     "train_conf.use_bf16": BF16_CHOICES,
     "distributed.backend": ("auto", "nccl", "gloo"),
     "frontend_conf.window": ("hamming", "hanning", "povey", "rectangular", "blackman"),

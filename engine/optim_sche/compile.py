@@ -30,9 +30,9 @@ import time
 
 import torch
 
-log = logging.getLogger("engine")
+from engine.optim_sche.conf import COMPILE_CHOICES
 
-COMPILE_CHOICES = ("auto", True, False)
+log = logging.getLogger("engine")
 
 # Device types on which ``compile: auto`` compiles, from bench/train.py's step_time_ratio_vs_eager
 # (measured figures and the machine: docs/training.md, "Step speed"). CUDA is left eager until it

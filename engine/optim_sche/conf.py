@@ -19,6 +19,9 @@ GLOBAL_ONLY_KEYS = ("use_fp16", "use_bf16", "find_unused_parameters", "compile")
 
 WARMUP_FROM_CHOICES = ("zero", "init")
 
+# train_conf.compile (what each does: engine/optim_sche/compile.py, which needs torch; this module does not).
+COMPILE_CHOICES = ("auto", True, False)
+
 # Keys every OptimScheduler takes, whatever its schedule.
 GENERAL_KEYS = (
     "optim_type",
