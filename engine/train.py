@@ -174,13 +174,16 @@ def _train(config: dict, argv: list[str], debug: bool) -> tuple[int, bool]:
     from engine.trainer.run_record import RunRecord
     from engine.trainer.signals import StopRequest
     from engine.trainer.train_log import setup_logging
-    from engine.utils.dist import cleanup, init_distributed
+    from engine.utils.dist import cleanup, init_distributed, world_size_mismatch
 
     stop = StopRequest().install()  # before the slow set-up, so an early Ctrl-C is not lost
     dist_info = init_distributed(config["distributed"]["backend"])
     run_dir = Path(config["output_dir"])
     log = setup_logging(run_dir, dist_info.rank)
     _quiet_terminal(log, debug)
+    mismatch = world_size_mismatch(config["distributed"], dist_info.world_size)
+    if mismatch and dist_info.is_main:
+        log.warning("%s", mismatch)
     events = EventWriter(run_dir / "events.jsonl", enabled=dist_info.is_main)
     record = RunRecord(run_dir)
     end = RunEnd(events, record, dist_info.is_main)

@@ -120,6 +120,22 @@ def init_distributed(backend: str = "auto") -> DistInfo:
     return DistInfo(rank, world_size, local_rank, local_world_size, device, chosen if world_size > 1 else None)
 
 
+def world_size_mismatch(distributed: dict, world_size: int) -> str | None:
+    """Why this run's process count differs from the config's ``distributed`` section, or None.
+
+    ``dataset_conf.batch_size`` is each process's own, so a config made for N processes and run
+    with another count (``asr-train`` alone on a two-rank preset, say) trains with another global
+    batch: allowed, as a quick check is, but said rather than done silently.
+    """
+    configured = int(distributed.get("nnodes", 1)) * int(distributed.get("nproc_per_node", 1))
+    if configured == world_size:
+        return None
+    how = "this process runs alone (not under torchrun)" if world_size == 1 else f"this run has {world_size}"
+    return (f"distributed asks for {configured} process(es) (nnodes x nproc_per_node) and {how}: batch_size is "
+            f"per process, so each update takes {world_size}/{configured} of the configured global batch; "
+            f"launch with torchrun as asr-tui's command preview shows for the configured count")
+
+
 def barrier_group():
     """A gloo group with a long timeout, for waiting on rank 0's one-off preparation."""
     if not dist.is_initialized():
