@@ -77,7 +77,7 @@ TRAINING_FIELDS = (
               placeholder="no clipping"),
     FieldSpec("train_conf.use_fp16", "use_fp16", kind="switch"),
     FieldSpec("train_conf.use_bf16", "use_bf16", kind="select", choices=CHOICES["train_conf.use_bf16"],
-              help="bf16 autocast; auto: where it was measured faster (CPUs with AMX)"),
+              help="bf16 autocast; auto: where it was measured faster (CPUs with AMX or AVX-512 BF16)"),
     FieldSpec("train_conf.init_param", "init_param", init_param_spec(), placeholder="start from random weights",
               help="a checkpoint to initialise the model from (fine-tuning); PATH:SRC:DST:EXCLUDE,... filters keys "
                    "(e.g. model.pt:::ctc.ctc_lo,decoder.output_layer,decoder.embed re-initialises the output layers)"),

@@ -22,11 +22,11 @@ from engine.utils.cpus import cpu_flags
 BF16_CHOICES = ("auto", True, False)
 
 # CPU flags with which bf16 autocast was measured faster than float32 (docs/training.md, "Step
-# speed"): AMX tiles do bf16 matrix products in hardware. On an Intel Xeon with AMX, 2 cores, the
-# FunASR-recipe step took 0.82x the float32 time. AVX-512 BF16 alone (AMD Zen 4) has not been
-# measured, so ``auto`` leaves those CPUs in float32; without either, autocast emulates bf16 at
-# about 4x the float32 time (AMD EPYC, AVX2).
-AUTO_BF16_CPU_FLAGS = frozenset({"amx_bf16"})
+# speed"), 2 cores, bench/train.py --variants bf16: AMX tiles (Intel Xeon with AMX) took the
+# FunASR-recipe step in 0.82x the float32 time; AVX-512 BF16 dot products without AMX (an AMD EPYC
+# with avx512_bf16) in 0.48-0.53x, and the demo recipe's in 0.74x. Without either, autocast
+# emulates bf16 at about 4x the float32 time (AMD EPYC, AVX2); Arm's bf16 has not been measured.
+AUTO_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 # CUDA is left in float32 under ``auto`` until bf16 has been measured on a GPU (none was lent when
@@ -45,7 +45,8 @@ def auto_bf16(device_type: str, flags: set[str] | None = None) -> tuple[bool, st
         found = sorted((cpu_flags() if flags is None else flags) & AUTO_BF16_CPU_FLAGS)
         if found:
             return True, f"use_bf16: auto, this CPU has {', '.join(found)} (bf16 measured faster there)"
-        return False, "use_bf16: auto, float32: this CPU has no amx_bf16 (bf16 not measured faster without it)"
+        return False, ("use_bf16: auto, float32: this CPU has neither amx_bf16 nor avx512_bf16 "
+                       "(bf16 not measured faster without them)")
     if device_type == "cuda" and AUTO_BF16_CUDA:
         return True, "use_bf16: auto, bf16 measured faster on cuda"
     return False, f"use_bf16: auto, float32: bf16 not measured faster on {device_type}"

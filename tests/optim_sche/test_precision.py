@@ -12,7 +12,8 @@ AVX2 = {"fpu", "avx2", "fma"}
 
 @pytest.mark.parametrize(("conf", "flags", "device", "dtype"), [
     ({"use_bf16": "auto"}, AMX, "cpu", "bfloat16"),
-    ({"use_bf16": "auto"}, AVX512_BF16, "cpu", "float32"),  # not measured without AMX
+    ({"use_bf16": "auto"}, AVX512_BF16, "cpu", "bfloat16"),  # measured faster on an AMD EPYC
+    ({"use_bf16": "auto"}, {"fp", "asimd", "bf16"}, "cpu", "float32"),  # Arm's bf16: not measured
     ({"use_bf16": "auto"}, AVX2, "cpu", "float32"),
     ({"use_bf16": "auto"}, AMX, "cuda", "float32"),  # not measured on a GPU
     ({"use_bf16": "auto", "use_fp16": True}, AMX, "cpu", "float16"),
@@ -27,8 +28,10 @@ def test_precision_follows_the_setting_and_the_device(conf, flags, device, dtype
 
 
 def test_auto_says_why():
-    assert auto_bf16("cpu", AMX) == (True, "use_bf16: auto, this CPU has amx_bf16 (bf16 measured faster there)")
-    assert "no amx_bf16" in auto_bf16("cpu", AVX2)[1]
+    assert auto_bf16("cpu", AMX) == (True, "use_bf16: auto, this CPU has amx_bf16, avx512_bf16 "
+                                           "(bf16 measured faster there)")
+    assert auto_bf16("cpu", AVX512_BF16)[1] == "use_bf16: auto, this CPU has avx512_bf16 (bf16 measured faster there)"
+    assert "neither amx_bf16 nor avx512_bf16" in auto_bf16("cpu", AVX2)[1]
 
 
 @pytest.mark.parametrize(("conf", "message"), [
