@@ -181,8 +181,8 @@ def _train(config: dict, argv: list[str], debug: bool) -> tuple[int, bool]:
     run_dir = Path(config["output_dir"])
     log = setup_logging(run_dir, dist_info.rank)
     _quiet_terminal(log, debug)
-    mismatch = world_size_mismatch(config["distributed"], dist_info.world_size)
-    if mismatch and dist_info.is_main:
+    mismatch = world_size_mismatch(config, dist_info.world_size) if dist_info.is_main else None
+    if mismatch:
         log.warning("%s", mismatch)
     events = EventWriter(run_dir / "events.jsonl", enabled=dist_info.is_main)
     record = RunRecord(run_dir)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from engine.data.selection import world_size_of
 from engine.utils.cpus import threads_per_process, usable_cpus  # noqa: F401  (usable_cpus: re-exported)
 
 # Collectives that do not complete within this time raise instead of hanging for ever.
@@ -120,14 +121,14 @@ def init_distributed(backend: str = "auto") -> DistInfo:
     return DistInfo(rank, world_size, local_rank, local_world_size, device, chosen if world_size > 1 else None)
 
 
-def world_size_mismatch(distributed: dict, world_size: int) -> str | None:
+def world_size_mismatch(config: dict, world_size: int) -> str | None:
     """Why this run's process count differs from the config's ``distributed`` section, or None.
 
     ``dataset_conf.batch_size`` is each process's own, so a config made for N processes and run
     with another count (``asr-train`` alone on a two-rank preset, say) trains with another global
     batch: allowed, as a quick check is, but said rather than done silently.
     """
-    configured = int(distributed.get("nnodes", 1)) * int(distributed.get("nproc_per_node", 1))
+    configured = world_size_of(config)
     if configured == world_size:
         return None
     how = "this process runs alone (not under torchrun)" if world_size == 1 else f"this run has {world_size}"

@@ -157,10 +157,10 @@ def test_utterances_skipped_at_load_go_into_a_data_event_and_the_log(tmp_path):
 def test_a_process_count_other_than_the_config_s_is_named_with_its_effect_on_the_batch():
     from engine.utils.dist import world_size_mismatch
 
-    two = {"nnodes": 1, "nproc_per_node": 2}
+    two = {"distributed": {"nnodes": 1, "nproc_per_node": 2}}
     assert world_size_mismatch(two, 2) is None
-    assert world_size_mismatch({"nnodes": 2, "nproc_per_node": 2}, 4) is None
+    assert world_size_mismatch({"distributed": {"nnodes": 2, "nproc_per_node": 2}}, 4) is None
     alone = world_size_mismatch(two, 1)
     assert "asks for 2 process(es)" in alone and "not under torchrun" in alone and "1/2" in alone
-    more = world_size_mismatch({"nnodes": 1, "nproc_per_node": 1}, 2)
+    more = world_size_mismatch({"distributed": {"nnodes": 1, "nproc_per_node": 1}}, 2)
     assert "this run has 2" in more and "2/1" in more
