@@ -16,6 +16,7 @@ import torch
 
 from engine.data.audio import AudioError, load_audio
 from engine.data.batching import split_virtual
+from engine.data.feature_cache import dither_generator
 from engine.data.list_index import DataError
 from engine.data.speed import perturb
 
@@ -33,16 +34,20 @@ class AudioTextDataset(torch.utils.data.Dataset):
     """Item i: audio of entry i through the frontend (and SpecAugment in training), with its token ids.
 
     With ``speed_factors`` the indices are the sampler's virtual ones (utterance + count x factor
-    position, see engine.data.batching).
+    position, see engine.data.batching). With a ``cache`` (engine.data.feature_cache) an item's
+    features are made once, their dither seeded by ``seed`` and the index.
     """
 
-    def __init__(self, index, tokenizer, frontend, specaug=None, train: bool = False, speed_factors=()):
+    def __init__(self, index, tokenizer, frontend, specaug=None, train: bool = False, speed_factors=(),
+                 cache=None, seed: int = 0):
         self.index = index
         self.tokenizer = tokenizer
         self.frontend = frontend
         self.specaug = specaug
         self.train = train
         self.speed_factors = tuple(speed_factors or ())
+        self.cache = cache
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.index) * max(len(self.speed_factors), 1)
@@ -51,16 +56,26 @@ class AudioTextDataset(torch.utils.data.Dataset):
         count = len(self.index)
         utterance, choice = split_virtual(index, count)
         entry = self.index.entry(utterance)
-        wave = load_audio(entry["source"], self.frontend.fs)
-        if self.speed_factors:
-            wave = perturb(wave, self.speed_factors[choice])
         token_ids = self.tokenizer.encode(entry["target"])
         if not token_ids:
             raise NoTokens(f"no token of the tokenizer in {entry['target']!r}")
-        feats = self.frontend(wave, training=self.train)
-        if self.train and self.specaug is not None:
+        feats = self.cache.get(index) if self.cache is not None else None
+        if feats is None:
+            feats = self._features(entry, index, choice)
+        if self.train and self.specaug is not None:  # SpecAugment copies: cached features stay as they are
             feats = self.specaug(feats)
         return {"key": entry["key"], "speech": feats, "text": torch.tensor(token_ids, dtype=torch.int64)}
+
+    def _features(self, entry: dict, index: int, choice: int):
+        wave = load_audio(entry["source"], self.frontend.fs)
+        if self.speed_factors:
+            wave = perturb(wave, self.speed_factors[choice])
+        if self.cache is None:
+            return self.frontend(wave, training=self.train)
+        generator = dither_generator(self.seed, index) if self.train else None
+        feats = self.frontend(wave, training=self.train, generator=generator)
+        self.cache.put(index, feats)
+        return feats
 
     def _skipped(self, index: int, error: Exception) -> dict:
         utterance, _ = split_virtual(index, len(self.index))

@@ -20,12 +20,17 @@ def losses_by_step(run_dir):
     return {e["step"]: e["losses"] for e in events_of(run_dir) if e["event"] == "train"}
 
 
-@pytest.mark.parametrize(("accum_grad", "resume_name"), [(1, "model.pt.ep1.3"), (3, "model.pt.ep1")],
-                         ids=["mid-epoch", "epoch-end-with-pending-gradients"])
-def test_resumed_run_ends_with_identical_parameters(small_corpus, tmp_path, accum_grad, resume_name):
+@pytest.mark.parametrize(("accum_grad", "resume_name", "feature_cache_mb"),
+                         [(1, "model.pt.ep1.3", 0), (3, "model.pt.ep1", 0), (1, "model.pt.ep1.3", 64)],
+                         ids=["mid-epoch", "epoch-end-with-pending-gradients", "mid-epoch-feature-cache"])
+def test_resumed_run_ends_with_identical_parameters(small_corpus, tmp_path, accum_grad, resume_name,
+                                                    feature_cache_mb):
+    # With the feature cache the resumed process starts with an empty one: it makes again the features
+    # the uninterrupted run had kept from before the checkpoint, and must make the same ones.
     sections = {"train_conf": {"max_epoch": 2, "log_interval": 1, "validate_interval": 4,
                                "save_checkpoint_interval": 3, "keep_nbest_models": 20, "avg_nbest_model": 0,
-                               "accum_grad": accum_grad, "deterministic": True}}
+                               "accum_grad": accum_grad, "deterministic": True},
+                "dataset_conf": {"feature_cache_mb": feature_cache_mb}}
     whole = train(small_corpus, tmp_path / "whole", tmp_path, **sections)
     checkpoint = whole / resume_name
     assert checkpoint.is_file()
