@@ -528,7 +528,8 @@ async def test_char_tokenizer_english_units_reach_the_config_and_the_data_check(
         (await field(screen, "tokenizer_conf.type")).editor.value = "char"
         await wait_for(pilot, lambda: english.error is None and "english" not in screen.config["tokenizer_conf"])
         english.editor.value = "letter"
-        await wait_for(pilot, lambda: screen.problems() == [])
+        await wait_for(pilot, lambda: screen.config["tokenizer_conf"].get("english") == "letter"
+                       and screen.problems() == [])
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.launched)
         assert app.launched[0]["tokenizer_conf"] == {"type": "char", "english": "letter"}
