@@ -4,7 +4,8 @@ Kaldi and ESPnet recipes compute fbank once and train on the dump; FunASR comput
 load. With the cache, an utterance's features (fbank, LFR and CMVN: everything before
 SpecAugment, which stays fresh every epoch) are made on its first load and kept, so later epochs
 skip reading the audio and the frontend. On the demo recipe with the loader in the training
-process (2-core CPU) that work was a fifth of every step (docs/training.md).
+process (2-core CPU) that work was a fifth of every step; but there the fixed dither cost test
+CER (docs/training.md, "Demo preset: measured figures"), so it is off by default and in the preset.
 
 Training features have dither. With the cache on, an utterance's dither is drawn from a generator
 seeded by the run's seed and the utterance's (virtual) index, not from the global one
