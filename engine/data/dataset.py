@@ -70,11 +70,10 @@ class AudioTextDataset(torch.utils.data.Dataset):
         wave = load_audio(entry["source"], self.frontend.fs)
         if self.speed_factors:
             wave = perturb(wave, self.speed_factors[choice])
-        if self.cache is None:
-            return self.frontend(wave, training=self.train)
-        generator = dither_generator(self.seed, index) if self.train else None
+        generator = dither_generator(self.seed, index) if self.cache is not None and self.train else None
         feats = self.frontend(wave, training=self.train, generator=generator)
-        self.cache.put(index, feats)
+        if self.cache is not None:
+            self.cache.put(index, feats)
         return feats
 
     def _skipped(self, index: int, error: Exception) -> dict:

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 MB = 1 << 20
 
-
 # torch's CPU generator (mt19937) keeps only the low 32 bits of a seed: the run's seed is spread
 # over them (by the golden-ratio constant), so that neighbouring seeds give unrelated index ranges.
 SEED_SPREAD = 0x9E3779B1
@@ -43,23 +42,18 @@ class FeatureCache:
     """Features by dataset index, up to ``budget_mb`` megabytes (2**20 bytes) of tensor data."""
 
     def __init__(self, budget_mb: float, name: str = "train"):
-        if budget_mb < 0:
-            raise ValueError(f"dataset_conf.feature_cache_mb must be >= 0, got {budget_mb}")
         self.budget = int(budget_mb * MB)
         self.name = name
         self.used = 0
         self._features: dict[int, torch.Tensor] = {}
         self._refused: set[int] = set()
 
-    def __len__(self) -> int:
-        return len(self._features)
-
     def get(self, index: int) -> torch.Tensor | None:
         """The kept features of ``index`` (never to be changed in place), or None."""
         return self._features.get(index)
 
-    def put(self, index: int, feats: torch.Tensor) -> bool:
-        """Keep ``feats`` for ``index`` if they fit in the budget; False (and one warning) if not."""
+    def put(self, index: int, feats: torch.Tensor) -> None:
+        """Keep ``feats`` for ``index`` if they fit in the budget (the first that does not is logged)."""
         size = feats.numel() * feats.element_size()
         if self.used + size > self.budget:
             if not self._refused:
@@ -67,10 +61,9 @@ class FeatureCache:
                             "at every load (dataset_conf.feature_cache_mb is per loader and process)",
                             self.name, self.used / MB, self.budget / MB, len(self._features))
             self._refused.add(index)
-            return False
+            return
         self._features[index] = feats
         self.used += size
-        return True
 
     def stats(self) -> dict:
         """{"utterances": kept, "mb": their size, "refused": utterances that did not fit}."""
