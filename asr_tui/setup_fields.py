@@ -51,9 +51,9 @@ BATCHING_FIELDS = (
               help="example: utterances per batch; length/token: frames per batch"),
     FieldSpec("dataset_conf.batch_size", "batch_size", integer(minimum=1)),
     FieldSpec("dataset_conf.num_workers", "num_workers", integer(minimum=0), help="data loader processes per rank"),
-    FieldSpec("dataset_conf.feature_cache_mb", "feature_cache_mb", integer(minimum=0),
-              help="keep each utterance's features in memory after its first load, with its dither drawn once "
-                   "(MB per loader and process; 0: off)"),
+    FieldSpec("dataset_conf.cache_mb", "cache_mb", integer(minimum=0),
+              help="keep what later epochs can reuse exactly in memory: features where they are the same at "
+                   "every load, else the audio; the numbers do not change (MB per loader and process; 0: off)"),
     FieldSpec("dataset_conf.min_source_length", "min_source_length", integer(minimum=0),
               help="shorter utterances (frames) are dropped and counted"),
     FieldSpec("dataset_conf.max_source_length", "max_source_length", integer(minimum=1),

@@ -67,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
         "pin_memory": True,
         "prefetch_factor": 2,
         "speed_perturb": None,
-        "feature_cache_mb": 0,
+        "cache_mb": 0,
     },
     "train_conf": {
         "max_epoch": 50,
@@ -157,7 +157,7 @@ MINIMUM: dict[str, float] = {
     "dataset_conf.max_target_length": 1,
     "dataset_conf.max_token_length": 1,
     "dataset_conf.prefetch_factor": 1,
-    "dataset_conf.feature_cache_mb": 0,
+    "dataset_conf.cache_mb": 0,
     "frontend_conf.frame_length": 1,
     "frontend_conf.frame_shift": 1,
     "frontend_conf.dither": 0.0,

@@ -16,7 +16,6 @@ import torch
 
 from engine.data.audio import AudioError, load_audio
 from engine.data.batching import split_virtual
-from engine.data.feature_cache import dither_generator
 from engine.data.list_index import DataError
 from engine.data.speed import perturb
 
@@ -34,12 +33,12 @@ class AudioTextDataset(torch.utils.data.Dataset):
     """Item i: audio of entry i through the frontend (and SpecAugment in training), with its token ids.
 
     With ``speed_factors`` the indices are the sampler's virtual ones (utterance + count x factor
-    position, see engine.data.batching). With a ``cache`` (engine.data.feature_cache) an item's
-    features are made once, their dither seeded by ``seed`` and the index.
+    position, see engine.data.batching). With a ``cache`` (engine.data.cache) an item's features
+    are kept where they are the same at every load, its audio where training dither is fresh.
     """
 
     def __init__(self, index, tokenizer, frontend, specaug=None, train: bool = False, speed_factors=(),
-                 cache=None, seed: int = 0):
+                 cache=None):
         self.index = index
         self.tokenizer = tokenizer
         self.frontend = frontend
@@ -47,7 +46,8 @@ class AudioTextDataset(torch.utils.data.Dataset):
         self.train = train
         self.speed_factors = tuple(speed_factors or ())
         self.cache = cache
-        self.seed = seed
+        # Training dither draws fresh noise at every load: then the cache keeps the audio, not the features.
+        self.cache_features = not (train and frontend.dither)
 
     def __len__(self) -> int:
         return len(self.index) * max(len(self.speed_factors), 1)
@@ -59,20 +59,24 @@ class AudioTextDataset(torch.utils.data.Dataset):
         token_ids = self.tokenizer.encode(entry["target"])
         if not token_ids:
             raise NoTokens(f"no token of the tokenizer in {entry['target']!r}")
-        feats = self.cache.get(index) if self.cache is not None else None
-        if feats is None:
-            feats = self._features(entry, index, choice)
+        feats = self._features(entry, index, choice)
         if self.train and self.specaug is not None:  # SpecAugment copies: cached features stay as they are
             feats = self.specaug(feats)
         return {"key": entry["key"], "speech": feats, "text": torch.tensor(token_ids, dtype=torch.int64)}
 
-    def _features(self, entry: dict, index: int, choice: int):
-        wave = load_audio(entry["source"], self.frontend.fs)
-        if self.speed_factors:
-            wave = perturb(wave, self.speed_factors[choice])
-        generator = dither_generator(self.seed, index) if self.cache is not None and self.train else None
-        feats = self.frontend(wave, training=self.train, generator=generator)
-        if self.cache is not None:
+    def _features(self, entry: dict, index: int, choice: int) -> torch.Tensor:
+        kept = self.cache.get(index) if self.cache is not None else None
+        if kept is not None and self.cache_features:
+            return kept
+        wave = kept
+        if wave is None:
+            wave = load_audio(entry["source"], self.frontend.fs)
+            if self.speed_factors:
+                wave = perturb(wave, self.speed_factors[choice])
+            if self.cache is not None and not self.cache_features:
+                self.cache.put(index, wave)
+        feats = self.frontend(wave, training=self.train)
+        if self.cache is not None and self.cache_features:
             self.cache.put(index, feats)
         return feats
 

@@ -50,14 +50,14 @@ class WavFrontend:
     def output_dim(self) -> int:
         return self.n_mels * self.lfr_m
 
-    def fbank(self, wave: torch.Tensor, training: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Kaldi fbank (frames, n_mels) of a mono waveform in [-1, 1]; dither from ``generator`` if given."""
+    def fbank(self, wave: torch.Tensor, training: bool) -> torch.Tensor:
+        """Kaldi fbank (frames, n_mels) of a mono waveform in [-1, 1] (never changed in place)."""
         min_samples = int(self.fs * self.frame_length / 1000)
         if wave.numel() < min_samples:
             wave = torch.nn.functional.pad(wave, (0, min_samples - wave.numel()))
         if self._fast is None:
             self._fast = KaldiFbank(self.fs, self.n_mels, self.frame_length, self.frame_shift, self.window)
-        return self._fast(wave * 32768.0, self.dither if training else 0.0, generator)
+        return self._fast(wave * 32768.0, self.dither if training else 0.0)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames this frontend makes from ``num_samples`` samples (snip_edges, then LFR)."""
@@ -66,9 +66,8 @@ class WavFrontend:
         frames = 1 + (max(num_samples, window) - window) // shift
         return math.ceil(frames / self.lfr_n)
 
-    def __call__(self, wave: torch.Tensor, training: bool = False,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        feats = apply_lfr(self.fbank(wave, training, generator), self.lfr_m, self.lfr_n)
+    def __call__(self, wave: torch.Tensor, training: bool = False) -> torch.Tensor:
+        feats = apply_lfr(self.fbank(wave, training), self.lfr_m, self.lfr_n)
         if self.cmvn is not None:
             means, stds = self.cmvn
             feats = (feats - means) / stds
@@ -103,12 +102,12 @@ class KaldiFbank:
         self.banks = torch.nn.functional.pad(banks, (0, 1)).T.contiguous()
         self.epsilon = torch.finfo(torch.float32).eps
 
-    def __call__(self, wave: torch.Tensor, dither: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, wave: torch.Tensor, dither: float) -> torch.Tensor:
         wave = wave.to(torch.float32).contiguous()
         count = 1 + (wave.numel() - self.size) // self.shift
         frames = wave.as_strided((count, self.size), (self.shift, 1))
         if dither:
-            frames = frames + torch.randn(frames.shape, generator=generator) * dither
+            frames = frames + torch.randn(frames.shape) * dither
         frames = frames - frames.mean(dim=1, keepdim=True)
         padded = torch.zeros(count, self.padded)
         body = padded[:, :self.size]

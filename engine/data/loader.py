@@ -8,7 +8,7 @@ import signal
 import torch
 
 from engine.data.dataset import AudioTextDataset, collate
-from engine.data.feature_cache import FeatureCache
+from engine.data.cache import LoadCache
 from engine.data.sampler import BatchSampler
 from engine.data.selection import dataset_options, select_lists
 
@@ -90,10 +90,10 @@ def build_dataloader(list_paths, dataset_conf: dict, frontend, tokenizer, *, tra
         shuffle=bool(options["shuffle"]) and train, buffer_size=int(options["buffer_size"]),
         seed=seed, rank=rank, world_size=world_size, speed_factors=speed_factors,
     )
-    cache_mb = float(options["feature_cache_mb"])
-    cache = FeatureCache(cache_mb, "train" if train else "valid") if cache_mb > 0 else None
+    cache_mb = float(options["cache_mb"])
+    cache = LoadCache(cache_mb, "train" if train else "valid") if cache_mb > 0 else None
     dataset = AudioTextDataset(index, tokenizer, frontend, specaug=specaug, train=train,
-                               speed_factors=sampler.speed_factors, cache=cache, seed=seed)
+                               speed_factors=sampler.speed_factors, cache=cache)
     workers = int(options["num_workers"])
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,

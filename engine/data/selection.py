@@ -32,7 +32,7 @@ DATASET_DEFAULTS = {
     "pin_memory": True,
     "prefetch_factor": 2,
     "speed_perturb": None,
-    "feature_cache_mb": 0,
+    "cache_mb": 0,
 }
 
 
